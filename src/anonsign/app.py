@@ -1,0 +1,57 @@
+"""``create_app``: the one place that knows every subsystem, kept a short list."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from anonsign.config import Settings, load_settings
+from anonsign.instance import load_session_key
+from anonsign.logs import PrivacyFilter
+from anonsign.service import Service
+
+#: Tor circuits are slow and people hesitate before signing something that can cost
+#: them; a form stays valid for six hours (SecureDrop-like leniency).
+CSRF_WINDOW_SECONDS = 6 * 3600
+
+
+def create_app(settings: Settings | None = None, *, service: Service | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(
+        "anonsign.web",
+        instance_path=str(settings.instance_path),
+        static_folder="static",
+        template_folder="templates",
+    )
+    app.config.update(
+        SECRET_KEY=load_session_key(settings),
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        MAX_FORM_MEMORY_SIZE=settings.max_content_length,
+        MAX_FORM_PARTS=settings.max_form_parts,
+        SESSION_COOKIE_NAME="anonsign",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        # Onion services are HTTP by design (Tor encrypts end to end), so no Secure flag.
+        SESSION_COOKIE_SECURE=False,
+        WTF_CSRF_TIME_LIMIT=CSRF_WINDOW_SECONDS,
+        # The Referer check is for HTTPS only; the Origin check in web.public covers us.
+        WTF_CSRF_SSL_STRICT=False,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    if settings.trusted_hosts:
+        app.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts)
+    app.logger.addFilter(PrivacyFilter())
+    logging.getLogger("werkzeug").disabled = True
+
+    app.extensions["anonsign.settings"] = settings
+    app.extensions["anonsign.service"] = service or Service.open(settings)
+
+    @app.context_processor
+    def _site() -> dict[str, str]:
+        return {"site_name": settings.site_name}
+
+    from anonsign import web
+
+    web.init_app(app)
+    return app

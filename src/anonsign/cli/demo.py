@@ -1,0 +1,91 @@
+"""The demo: an instance with one petition and a demo organizer key, for trying anonsign.
+
+Everything here is for a single computer. The demo key's passphrase is public (it is
+printed, and written beside the key), which is exactly why it must never be used for a
+real petition.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anonsign.config import Settings
+
+DEMO_SLUG = "demo"
+DEMO_KEY_NAME = "demo-organizer"
+DEMO_PASSPHRASE = "demo passphrase, not secret"  # noqa: S105 - deliberately public
+
+DEMO_BANNER = f"""
+  **************************************************************************
+  *  DEMO INSTANCE. Not for real signatures.
+  *  The demo organizer key and its passphrase are in the instance folder,
+  *  so anyone who can read that folder can open the demo contacts.
+  *  Demo passphrase: {DEMO_PASSPHRASE}
+  **************************************************************************
+"""
+
+DEMO_TEXT = """\
+This is a **demonstration petition** running on your own computer.
+
+Try signing it with a phone number from Turkmenistan, such as `+993 65 123456`, or
+the same number written another way (`00993 65 12 34 56`, `8 65 123456`): it is counted
+once. Whatever you type is never stored: the server keeps only a one-way code that
+cannot be turned back into your number.
+
+If you leave a way to contact you, it is sealed so that only the organizer's offline
+key can open it. To see that, run:
+
+    anonsign contacts export demo --out demo-contacts.txt
+    anonsign contacts decrypt demo-contacts.txt --key instance/demo/demo-organizer.key
+
+and give the demo passphrase printed when the demo started.
+"""
+
+
+def demo_key_dir(settings: Settings) -> Path:
+    return settings.instance_path / "demo"
+
+
+def set_up_demo(settings: Settings) -> list[str]:
+    """Initialize the instance, make the demo key and petition if missing; say what was done."""
+    from anonsign.crypto.keyfile import OrganizerSecretKey, encrypt_secret_key
+    from anonsign.crypto.keys import load_public_key
+    from anonsign.domain.identifiers import IdentifierKind
+    from anonsign.domain.petitions import Recipient
+    from anonsign.errors import PetitionNotFound
+    from anonsign.files import write_private_file
+    from anonsign.instance import init_instance
+    from anonsign.service import Service
+
+    done = [f"created {line}" for line in init_instance(settings)]
+    key_dir = demo_key_dir(settings)
+    pub_path = key_dir / f"{DEMO_KEY_NAME}.pub"
+    key_path = key_dir / f"{DEMO_KEY_NAME}.key"
+    if not pub_path.exists():
+        key = OrganizerSecretKey.generate()
+        write_private_file(
+            key_path, encrypt_secret_key(key, DEMO_PASSPHRASE, DEMO_KEY_NAME).encode("utf-8")
+        )
+        write_private_file(
+            pub_path, key.public_key().public_key_file_text(DEMO_KEY_NAME).encode("utf-8")
+        )
+        write_private_file(key_dir / "PASSPHRASE.txt", (DEMO_PASSPHRASE + "\n").encode("utf-8"))
+        done.append(f"created demo organizer key {key_path}")
+
+    service = Service.open(settings, migrate=True)
+    try:
+        try:
+            service.petition(DEMO_SLUG)
+        except PetitionNotFound:
+            service.create_petition(
+                slug=DEMO_SLUG,
+                title="Demo: sign without being identified",
+                text=DEMO_TEXT,
+                identifier_kind=IdentifierKind.PHONE,
+                phone_region="TM",
+                recipients=[Recipient(DEMO_KEY_NAME, load_public_key(pub_path))],
+            )
+            done.append(f"created demo petition /p/{DEMO_SLUG}")
+    finally:
+        service.close_connections()
+    return done

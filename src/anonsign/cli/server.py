@@ -1,0 +1,237 @@
+"""Commands for the server: set up, run, manage petitions, export sealed contacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from anonsign.config import Settings, load_settings
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@click.command()
+def init() -> None:
+    """Create the instance folder, its secrets and the database schema (idempotent).
+
+    Safe to run again: existing secrets are kept (replacing the master key would make
+    every open petition unusable) and the schema is brought up to date.
+    """
+    from anonsign.instance import init_instance
+    from anonsign.storage.db import Database
+    from anonsign.storage.migrate import upgrade
+
+    settings = _settings()
+    created = init_instance(settings)
+    db = Database(settings.database_url)
+    try:
+        upgrade(db.engine)
+    finally:
+        db.dispose()
+    for line in created:
+        click.echo(f"created {line}")
+    click.echo(f"Instance ready at {settings.instance_path} (database schema up to date).")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--socket",
+    "unix_socket",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Listen on this unix socket instead of host:port (what the onion service uses).",
+)
+@click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default: cores).")
+def serve(host: str, port: int, unix_socket: Path | None, workers: int | None) -> None:
+    """Serve the petitions with gunicorn (never a development server), without access logs."""
+    from anonsign.cli.gunicorn_app import run_server
+
+    settings = _settings()
+    bind = f"unix:{unix_socket}" if unix_socket else f"{host}:{port}"
+    run_server(settings, bind=bind, workers=workers or settings.workers)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-serve", is_flag=True, help="Set up the demo and exit without serving.")
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Set up a DEMO petition with a demo organizer key, then serve it.
+
+    For trying anonsign on your own computer only: the demo organizer's secret key and
+    its passphrase are kept inside the instance folder, so anyone who can read that
+    folder can open the demo contacts.
+    """
+    from anonsign.cli.demo import DEMO_BANNER, set_up_demo
+    from anonsign.cli.gunicorn_app import run_server
+
+    settings = _settings()
+    for line in set_up_demo(settings):
+        click.echo(line)
+    click.echo(DEMO_BANNER, err=True)
+    if not no_serve:
+        click.echo(f"Serving the demo at http://{host}:{port}/p/demo  (Ctrl-C stops it)")
+        run_server(settings, bind=f"{host}:{port}", workers=settings.workers)
+
+
+# --- petitions ----------------------------------------------------------------------------
+
+
+@click.group()
+def petition() -> None:
+    """Create, list and close petitions."""
+
+
+@petition.command("create")
+@click.argument("slug")
+@click.option("--title", required=True, help="The petition's title (one line).")
+@click.option(
+    "--text-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The petition's text, in Markdown (UTF-8).",
+)
+@click.option(
+    "--identifier",
+    "identifier_kind",
+    required=True,
+    type=click.Choice(["email", "phone", "text"]),
+    help="What signers give to be counted once: an email address, a phone number, "
+    "or a text such as an ID number.",
+)
+@click.option(
+    "--region",
+    help="For phone petitions: the country whose numbers may be written without "
+    "a country code, as a two-letter code (e.g. TM).",
+)
+@click.option(
+    "--recipient",
+    "recipients",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An organizer public key file (NAME.pub); repeat for several organizers. "
+    "Every contact is sealed to all of them.",
+)
+def create_petition(
+    slug: str,
+    title: str,
+    text_file: Path,
+    identifier_kind: str,
+    region: str | None,
+    recipients: tuple[Path, ...],
+) -> None:
+    """Create an open petition at /p/SLUG."""
+    from anonsign.crypto.keys import load_public_key
+    from anonsign.domain.identifiers import IdentifierKind
+    from anonsign.domain.petitions import InvalidPetition, Recipient
+    from anonsign.service import Service
+
+    try:
+        text = text_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidPetition(f"Cannot read the text file {text_file}: {exc}.") from None
+    keys = [Recipient(name=path.stem[:64], key=load_public_key(path)) for path in recipients]
+    service = Service.open(_settings())
+    try:
+        created = service.create_petition(
+            slug=slug,
+            title=title,
+            text=text,
+            identifier_kind=IdentifierKind(identifier_kind),
+            phone_region=region,
+            recipients=keys,
+        )
+    finally:
+        service.close_connections()
+    click.echo(f"Created petition {created.slug!r}: open at /p/{created.slug}")
+    for recipient in created.recipients:
+        click.echo(f"  contacts sealed to {recipient.name} ({recipient.key.fingerprint})")
+
+
+@petition.command("list")
+def list_petitions() -> None:
+    """List every petition with its state and counts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from anonsign.service import Service
+
+    service = Service.open(_settings())
+    try:
+        summaries = service.summaries()
+    finally:
+        service.close_connections()
+    if not summaries:
+        click.echo("No petitions yet. Create one with `anonsign petition create`.")
+        return
+    table = Table("petition", "state", "signed with", "signatures", "contacts", "organizer keys")
+    for s in summaries:
+        p = s.petition
+        kind = p.identifier_kind.value + (f" ({p.phone_region})" if p.phone_region else "")
+        table.add_row(
+            p.slug,
+            p.state.value,
+            kind,
+            str(s.signatures),
+            str(s.contacts),
+            ", ".join(r.name for r in p.recipients),
+        )
+    Console().print(table)
+
+
+@petition.command("close")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def close_petition(slug: str, yes: bool) -> None:
+    """Close a petition for good and destroy its secret pepper.
+
+    After this, nobody (the server's holder included) can test whether an identifier
+    signed. It cannot be undone.
+    """
+    from anonsign.service import Service
+
+    service = Service.open(_settings())
+    try:
+        service.petition(slug)  # a clear error before asking anything
+        if not yes:
+            click.confirm(
+                f"Close {slug!r} for good? It stops accepting signatures and its secret is "
+                "destroyed",
+                abort=True,
+            )
+        closed = service.close(slug)
+    finally:
+        service.close_connections()
+    click.echo(f"Closed {closed.slug!r}; its pepper is destroyed.")
+
+
+# --- contacts (server side) ---------------------------------------------------------------
+
+
+@click.command("export")
+@click.argument("slug")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (mode 0600). Carry it to the offline machine.",
+)
+def export_contacts(slug: str, out: Path) -> None:
+    """Write a petition's sealed contacts to a file; only organizer keys can open it."""
+    from anonsign.contacts_export import dump_export
+    from anonsign.files import write_private_file
+    from anonsign.service import Service
+
+    service = Service.open(_settings())
+    try:
+        petition, sealed = service.sealed_contacts(slug)
+    finally:
+        service.close_connections()
+    write_private_file(out, dump_export(petition.slug, petition.id, sealed).encode("ascii"))
+    click.echo(f"Wrote {len(sealed)} sealed contacts of {petition.slug!r} to {out}.")
+    click.echo("Open them on the offline machine: anonsign contacts decrypt FILE --key NAME.key")

@@ -1,0 +1,91 @@
+"""Settings: one frozen object, read once, passed to whatever needs it.
+
+Precedence is defaults < ``ANONSIGN_*`` environment variables; secrets are never
+environment values but files (the instance folder, or a ``*_FILE`` path such as a
+systemd credential), so they do not leak through ``/proc/<pid>/environ`` or a crash
+report. Reading fails closed: a malformed value is a :class:`ConfigError` naming the
+variable, never a silent default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from anonsign.crypto.kdf import Argon2Params
+from anonsign.errors import ConfigError
+
+ENV_PREFIX = "ANONSIGN_"
+
+#: Dedup-key cost for new petitions (RFC 9106's second recommendation uses 64 MiB, t=3).
+DEFAULT_ARGON2 = Argon2Params(time_cost=3, memory_kib=65536, parallelism=1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment, validated."""
+
+    instance_path: Path
+    database_url: str
+    master_key_file: Path
+    argon2: Argon2Params = DEFAULT_ARGON2
+    site_name: str = "anonsign"
+    trusted_hosts: tuple[str, ...] = ()
+    #: Whole request body cap: the sign form is a few hundred bytes; 64 KiB leaves room
+    #: for long contact text in any script and stops memory abuse early (413).
+    max_content_length: int = 64 * 1024
+    #: Fields in one form: the sign form has four; more is an attack or a mistake.
+    max_form_parts: int = 16
+    #: gunicorn workers for ``anonsign serve``; each may hold one Argon2 computation.
+    workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+
+    @property
+    def session_key_file(self) -> Path:
+        return self.instance_path / "session.key"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests, the ``demo`` command)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(ENV_PREFIX + name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be a whole number, not {raw!r}.") from None
+    if value < minimum:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    instance = Path(env.get(ENV_PREFIX + "INSTANCE") or "instance").expanduser().resolve()
+    database_url = env.get(ENV_PREFIX + "DATABASE_URL") or f"sqlite:///{instance / 'anonsign.db'}"
+    master_key_file = Path(
+        env.get(ENV_PREFIX + "MASTER_KEY_FILE") or instance / "master.key"
+    ).expanduser()
+    argon2 = Argon2Params(
+        time_cost=_int(env, "ARGON2_TIME_COST", DEFAULT_ARGON2.time_cost, 1),
+        memory_kib=_int(env, "ARGON2_MEMORY_KIB", DEFAULT_ARGON2.memory_kib, 8),
+        parallelism=_int(env, "ARGON2_PARALLELISM", DEFAULT_ARGON2.parallelism, 1),
+    )
+    hosts = tuple(
+        h.strip() for h in (env.get(ENV_PREFIX + "TRUSTED_HOSTS") or "").split(",") if h.strip()
+    )
+    settings = Settings(
+        instance_path=instance,
+        database_url=database_url,
+        master_key_file=master_key_file,
+        argon2=argon2,
+        site_name=(env.get(ENV_PREFIX + "SITE_NAME") or "anonsign").strip() or "anonsign",
+        trusted_hosts=hosts,
+        workers=_int(env, "WORKERS", max(1, os.cpu_count() or 1), 1),
+    )
+    return settings.with_overrides(**overrides) if overrides else settings

@@ -1,0 +1,97 @@
+"""Tables. Read SECURITY.md "What is stored" before adding a column.
+
+Every table is keyed by random or derived values (no autoincrement, no timestamps), and
+on SQLite is ``WITHOUT ROWID`` so the file's physical order follows the key, not the
+arrival of rows: a seized database does not tell who signed before whom.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: SQLite-only table option; other dialects ignore it.
+NO_ROWID = {"sqlite_with_rowid": False}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class PetitionRow(Base):
+    """A petition and the secrets its dedup keys depend on."""
+
+    __tablename__ = "petitions"
+    __table_args__ = (
+        CheckConstraint("state IN ('open', 'closed')", name="state"),
+        CheckConstraint("identifier_kind IN ('email', 'phone', 'text')", name="identifier_kind"),
+        NO_ROWID,
+    )
+
+    #: Random 128-bit hex: bound into every sealed contact and pepper wrap.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    identifier_kind: Mapped[str] = mapped_column(String(8))
+    phone_region: Mapped[str | None] = mapped_column(String(2))
+    state: Mapped[str] = mapped_column(String(8))
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    #: The pepper under the server master key; NULL once the petition is closed, after
+    #: which no dedup key can be recomputed by anyone.
+    wrapped_pepper: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+    # The Argon2id cost is fixed per petition at creation: changing the server's
+    # default later must not change the dedup key of an identifier that already signed.
+    argon2_time_cost: Mapped[int] = mapped_column(Integer)
+    argon2_memory_kib: Mapped[int] = mapped_column(Integer)
+    argon2_parallelism: Mapped[int] = mapped_column(Integer)
+
+
+class RecipientRow(Base):
+    """An organizer public key that every contact of the petition is sealed to."""
+
+    __tablename__ = "petition_recipients"
+    __table_args__ = (NO_ROWID,)
+
+    petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(Text)
+
+
+class SignatureRow(Base):
+    """One distinct signer of a petition: nothing but the dedup key."""
+
+    __tablename__ = "signatures"
+    __table_args__ = (NO_ROWID,)
+
+    petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
+    dedup_key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+
+
+class SealedContactRow(Base):
+    """A contact sealed to the petition's organizer keys; not linked to any signature."""
+
+    __tablename__ = "sealed_contacts"
+    __table_args__ = (NO_ROWID,)
+
+    petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
+    #: Random, so rows sort in no meaningful order.
+    id: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,17 @@
+"""Everything HTTP: blueprints, forms, headers, error pages, templates and the one CSS file.
+
+Pages must work in Tor Browser at its "Safest" level: no JavaScript, no SVG, no web
+fonts, nothing loaded from another origin (SECURITY.md, "usable over Tor").
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from anonsign.web import errors, headers, public
+
+    headers.init_app(app)
+    errors.init_app(app)
+    public.init_app(app)

@@ -1,0 +1,101 @@
+"""The pages a signer sees: the list of petitions, a petition with its form, the answer.
+
+The answer to a signature is the same page, byte for byte apart from the CSRF token it
+does not even carry, whether the identifier is new or has signed before (SECURITY.md,
+"no membership oracle").
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, render_template, request
+from flask_wtf.csrf import CSRFProtect
+
+from anonsign.domain.identifiers import IdentifierKind
+from anonsign.domain.petitions import Petition
+from anonsign.errors import InvalidInput
+from anonsign.service import Service
+from anonsign.web.errors import error_page, form_rejected
+from anonsign.web.forms import SignForm
+from anonsign.web.markup import render_petition_text
+
+bp = Blueprint("public", __name__)
+csrf = CSRFProtect()
+
+CONSENT_MISSING = "Please tick the box to confirm that you want to sign."
+
+IDENTIFIER_LABELS = {
+    IdentifierKind.EMAIL: ("Your email address", "name@example.org", "email"),
+    IdentifierKind.PHONE: ("Your phone number, with country code", "+993 65 123456", "tel"),
+    IdentifierKind.TEXT: ("Your ID number", "", "text"),
+}
+
+
+def service() -> Service:
+    svc: Service = current_app.extensions["anonsign.service"]
+    return svc
+
+
+def _foreign_origin() -> bool:
+    """True when the browser says the form was posted from another site.
+
+    The CSRF token already binds the post to our cookie; this refuses a cross-site post
+    early. An absent Origin or ``null`` (some privacy settings send it) is left to the
+    token check.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return False
+    return urlsplit(origin).netloc != request.host
+
+
+def _render_petition(
+    petition: Petition, form: SignForm, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    label, placeholder, input_type = IDENTIFIER_LABELS[petition.identifier_kind]
+    return (
+        render_template(
+            "public/petition.html",
+            petition=petition,
+            text=render_petition_text(petition.text),
+            form=form,
+            error=error,
+            identifier_label=label,
+            identifier_placeholder=placeholder,
+            identifier_type=input_type,
+        ),
+        status,
+    )
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("public/index.html", petitions=service().petitions(open_only=True))
+
+
+@bp.get("/p/<slug>")
+def petition(slug: str) -> tuple[str, int]:
+    return _render_petition(service().petition(slug), SignForm())
+
+
+@bp.post("/p/<slug>/sign")
+def sign(slug: str) -> tuple[str, int]:
+    if _foreign_origin():
+        return form_rejected()
+    petition = service().petition(slug)
+    if not petition.is_open:
+        return error_page(410)
+    form = SignForm()
+    if not form.consent.data:
+        return _render_petition(petition, form, CONSENT_MISSING, 400)
+    try:
+        service().sign(slug, form.identifier.data or "", form.contact.data or "")
+    except InvalidInput as exc:
+        return _render_petition(petition, form, exc.message, 400)
+    return render_template("public/thanks.html", petition=petition), 200
+
+
+def init_app(app: Flask) -> None:
+    csrf.init_app(app)
+    app.register_blueprint(bp)

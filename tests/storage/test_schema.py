@@ -1,0 +1,88 @@
+"""The schema: migrations match the models, and no table can hold what must not be kept."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import DateTime, Engine, inspect, text
+
+from anonsign.service import Service
+from anonsign.storage.db import Database
+from anonsign.storage.migrate import require_current, upgrade
+from anonsign.storage.models import Base
+
+#: Every column the database may have. A new column must be added here *and* to
+#: SECURITY.md's "What is stored" table, after asking whether it could betray a signer,
+#: their device, or the order of signing.
+ALLOWED_COLUMNS = {
+    "petitions": {
+        "id", "slug", "title", "text", "identifier_kind", "phone_region", "state", "salt",
+        "wrapped_pepper", "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism",
+    },
+    "petition_recipients": {"petition_id", "key_id", "name", "public_key"},
+    "signatures": {"petition_id", "dedup_key"},
+    "sealed_contacts": {"petition_id", "id", "sealed"},
+    "alembic_version": {"version_num"},
+}  # fmt: skip
+
+
+def test_migrations_match_the_models(service: Service) -> None:
+    with service.db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], f"models and migrations differ; add a migration: {diff}"
+
+
+def test_upgrade_is_idempotent_and_required_before_serving(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        with pytest.raises(Exception, match="anonsign init"):
+            require_current(db.engine)
+        upgrade(db.engine)
+        upgrade(db.engine)
+        require_current(db.engine)
+    finally:
+        db.dispose()
+
+
+def test_no_column_can_hold_an_address_agent_or_time(service: Service) -> None:
+    inspector = inspect(service.db.engine)
+    tables = inspector.get_table_names()
+    assert set(tables) == set(ALLOWED_COLUMNS)
+    for table in tables:
+        columns = inspector.get_columns(table)
+        assert {c["name"] for c in columns} == ALLOWED_COLUMNS[table], table
+        for column in columns:
+            assert not isinstance(column["type"], DateTime), (table, column["name"])
+            assert column.get("autoincrement") is not True, (table, column["name"])
+
+
+def test_sqlite_tables_have_no_rowid(service: Service) -> None:
+    if service.db.engine.dialect.name != "sqlite":
+        pytest.skip("WITHOUT ROWID is SQLite's; PostgreSQL's caveat is in SECURITY.md")
+    with service.db.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT name, sql FROM sqlite_master "
+                "WHERE type = 'table' AND name != 'alembic_version'"
+            )
+        ).all()
+    assert {name for name, _ in rows} == {t.name for t in Base.metadata.sorted_tables}
+    for name, sql in rows:
+        assert "WITHOUT ROWID" in sql, name
+
+
+def _pragma(engine: Engine, name: str) -> object:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def test_sqlite_privacy_and_durability_pragmas_on_every_connection(service: Service) -> None:
+    engine = service.db.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite pragmas")
+    engine.dispose()  # a brand-new connection must get them too
+    assert _pragma(engine, "secure_delete") == 1
+    assert _pragma(engine, "foreign_keys") == 1
+    assert _pragma(engine, "journal_mode") == "wal"
+    assert _pragma(engine, "synchronous") == 2  # FULL

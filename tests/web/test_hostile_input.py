@@ -1,0 +1,222 @@
+"""Hostile and malformed requests get a 4xx page, lose nothing, and never show a traceback."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from werkzeug.test import TestResponse
+
+from anonsign.domain.petitions import Petition
+from anonsign.service import Service
+from tests.conftest import csrf_token
+
+ACCEPTABLE = {200, 400, 404, 405, 410, 413, 415}
+
+
+def token_for(client: FlaskClient, petition: Petition) -> str:
+    return csrf_token(client.get(f"/p/{petition.slug}").get_data(as_text=True))
+
+
+def assert_clean_refusal(answer: TestResponse, *statuses: int) -> None:
+    assert answer.status_code in statuses, answer.status_code
+    body = answer.get_data(as_text=True)
+    assert "Traceback" not in body
+    assert 'File "' not in body
+    assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def signatures(service: Service) -> int:
+    return sum(s.signatures for s in service.summaries())
+
+
+def test_form_limits_are_set(app: Flask) -> None:
+    assert app.config["MAX_CONTENT_LENGTH"] == 64 * 1024
+    assert app.config["MAX_FORM_MEMORY_SIZE"] == 64 * 1024
+    assert app.config["MAX_FORM_PARTS"] == 16
+
+
+def test_one_megabyte_field_is_413(
+    client: FlaskClient, service: Service, petition: Petition
+) -> None:
+    data = {"csrf_token": token_for(client, petition), "identifier": "a" * 1_000_000}
+    assert_clean_refusal(client.post(f"/p/{petition.slug}/sign", data=data), 413)
+    assert signatures(service) == 0
+
+
+def test_thousands_of_fields_are_refused(
+    client: FlaskClient, service: Service, petition: Petition
+) -> None:
+    token = token_for(client, petition)
+    fields = "&".join(f"f{i}=x" for i in range(5000))
+    urlencoded = client.post(
+        f"/p/{petition.slug}/sign",
+        data=f"csrf_token={token}&identifier=j@example.org&consent=y&{fields}",
+        content_type="application/x-www-form-urlencoded",
+    )
+    # Flask caps the body (64 KiB); within it, the extra fields are ignored.
+    assert urlencoded.status_code in {200, 400, 413}
+    fields_ = {"csrf_token": token, "identifier": "k@example.org", "consent": "y"}
+    fields_.update({f"f{i}": "x" for i in range(2000)})
+    body = (
+        "".join(
+            f'--b\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+            for k, v in fields_.items()
+        )
+        + "--b--\r\n"
+    )
+    multipart = client.post(
+        f"/p/{petition.slug}/sign",
+        data=body.encode(),
+        content_type="multipart/form-data; boundary=b",
+    )
+    assert_clean_refusal(multipart, 413)
+    assert signatures(service) <= 1
+
+
+def test_nul_and_control_characters_are_400(
+    client: FlaskClient, service: Service, petition: Petition
+) -> None:
+    token = token_for(client, petition)
+    for identifier in ["a\x00@example.org", "a@exam\x07ple.org", "\x1b[31m@example.org"]:
+        answer = client.post(
+            f"/p/{petition.slug}/sign",
+            data={"csrf_token": token, "identifier": identifier, "consent": "y"},
+        )
+        assert_clean_refusal(answer, 400)
+    contact = client.post(
+        f"/p/{petition.slug}/sign",
+        data={
+            "csrf_token": token,
+            "identifier": "ok@example.org",
+            "contact": "call\x00me",
+            "consent": "y",
+        },
+    )
+    assert_clean_refusal(contact, 400)
+    assert signatures(service) == 0
+
+
+def test_invalid_utf8_is_400_and_keeps_nothing(
+    client: FlaskClient, service: Service, petition: Petition
+) -> None:
+    token = token_for(client, petition)
+    urlencoded = client.post(
+        f"/p/{petition.slug}/sign",
+        data=f"csrf_token={token}&consent=y&identifier=".encode() + b"\xff\xfe@example.org",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert_clean_refusal(urlencoded, 400)  # Werkzeug drops the undecodable field
+    multipart = client.post(
+        f"/p/{petition.slug}/sign",
+        data=(
+            f'--b\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+            '--b\r\nContent-Disposition: form-data; name="consent"\r\n\r\ny\r\n'
+            '--b\r\nContent-Disposition: form-data; name="identifier"\r\n\r\n'
+        ).encode()
+        + b"\xff\xfe@example.org\r\n--b--\r\n",
+        content_type="multipart/form-data; boundary=b",
+    )
+    assert_clean_refusal(multipart, 400)  # decoded with U+FFFD, which is refused
+    assert signatures(service) == 0
+
+
+def test_missing_forged_and_foreign_posts_get_one_identical_page(
+    client: FlaskClient, service: Service, petition: Petition
+) -> None:
+    token = token_for(client, petition)
+    url = f"/p/{petition.slug}/sign"
+    fields = {"identifier": "h@example.org", "consent": "y"}
+    missing = client.post(url, data=fields)
+    forged = client.post(url, data={**fields, "csrf_token": "forged." + token[7:]})
+    foreign = client.post(
+        url, data={**fields, "csrf_token": token}, headers={"Origin": "http://evil.onion"}
+    )
+    as_json = client.post(url, data=json.dumps(fields), content_type="application/json")
+    for answer in (missing, forged, foreign, as_json):
+        assert_clean_refusal(answer, 400)
+    assert missing.data == forged.data == foreign.data == as_json.data
+    assert signatures(service) == 0
+    # The same post from our own origin goes through.
+    ok = client.post(
+        url, data={**fields, "csrf_token": token}, headers={"Origin": "http://localhost"}
+    )
+    assert ok.status_code == 200
+
+
+def test_token_from_another_session_is_refused(
+    app: Flask, service: Service, petition: Petition
+) -> None:
+    token = token_for(app.test_client(), petition)
+    other = app.test_client()
+    other.get(f"/p/{petition.slug}")
+    answer = other.post(
+        f"/p/{petition.slug}/sign",
+        data={"csrf_token": token, "identifier": "i@example.org", "consent": "y"},
+    )
+    assert_clean_refusal(answer, 400)
+    assert signatures(service) == 0
+
+
+def test_wrong_methods_and_odd_paths(client: FlaskClient, petition: Petition) -> None:
+    assert_clean_refusal(client.put(f"/p/{petition.slug}/sign"), 405)
+    assert_clean_refusal(client.delete(f"/p/{petition.slug}"), 405)
+    assert_clean_refusal(client.get(f"/p/{petition.slug}/sign"), 405)
+    for path in ["/p/%00", "/p/" + "x" * 5000, "/p/%ff%fe", "/p/ünïcode", "/nope?q=%ff"]:
+        assert_clean_refusal(client.get(path), 404)
+    assert_clean_refusal(client.get("/?" + "a=1&" * 2000), 200)
+
+
+field_names = st.sampled_from(["identifier", "contact", "consent", "csrf_token", "other"])
+field_values = st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
+    st.sampled_from(["y", "", "+993 65 123456", "a@b.c", "\x00", "\udc80", "😀" * 50]),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    form=st.dictionaries(field_names, field_values, max_size=5),
+    with_token=st.booleans(),
+)
+def test_random_forms_never_get_a_5xx(
+    client: FlaskClient, petition: Petition, form: dict[str, str], with_token: bool
+) -> None:
+    if with_token:
+        form["csrf_token"] = token_for(client, petition)
+    safe = {
+        k: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for k, v in form.items()
+    }
+    answer = client.post(f"/p/{petition.slug}/sign", data=safe)
+    assert answer.status_code in ACCEPTABLE
+    assert "Traceback" not in answer.get_data(as_text=True)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.binary(max_size=2000),
+    content_type=st.sampled_from(
+        [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/plain",
+            "application/json",
+            "multipart/form-data",
+        ]
+    ),
+)
+def test_random_bodies_never_get_a_5xx(
+    client: FlaskClient, petition: Petition, body: bytes, content_type: str
+) -> None:
+    answer = client.post(f"/p/{petition.slug}/sign", data=body, content_type=content_type)
+    assert answer.status_code in ACCEPTABLE
