@@ -107,6 +107,7 @@ def settings(instance_path: Path, database_url: str) -> Settings:
         {"ANONSIGN_INSTANCE": str(instance_path), "ANONSIGN_DATABASE_URL": database_url},
         argon2=CHEAP_ARGON2,
         site_name="anonsign test",
+        publisher_period=0.0,
     )
 
 

@@ -9,6 +9,7 @@ from flask import Flask
 from anonsign.config import Settings, load_settings
 from anonsign.instance import load_session_key
 from anonsign.logs import PrivacyFilter
+from anonsign.publisher import PublisherThread
 from anonsign.service import Service
 
 #: Tor circuits are slow and people hesitate before signing something that can cost
@@ -45,7 +46,13 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     logging.getLogger("werkzeug").disabled = True
 
     app.extensions["anonsign.settings"] = settings
-    app.extensions["anonsign.service"] = service or Service.open(settings)
+    svc = app.extensions["anonsign.service"] = service or Service.open(settings)
+    if settings.publisher_period > 0:
+        # Each server process publishes due batches in the background; the database lock
+        # makes concurrent publishers safe (anonsign.publisher).
+        publisher = PublisherThread(svc.publish_due, settings.publisher_period)
+        publisher.start()
+        app.extensions["anonsign.publisher"] = publisher
 
     @app.context_processor
     def _site() -> dict[str, str]:

@@ -19,6 +19,11 @@ from anonsign.errors import ConfigError
 
 ENV_PREFIX = "ANONSIGN_"
 
+#: A checkpoint needs at least this many new signatures (SECURITY.md, "batched publication").
+DEFAULT_PUBLISH_MIN = 20
+#: ... and at least this long since the hour of the last one.
+DEFAULT_PUBLISH_INTERVAL = 3600
+
 #: Dedup-key cost for new petitions (RFC 9106's second recommendation uses 64 MiB, t=3).
 DEFAULT_ARGON2 = Argon2Params(time_cost=3, memory_kib=65536, parallelism=1)
 
@@ -40,10 +45,21 @@ class Settings:
     max_form_parts: int = 16
     #: gunicorn workers for ``anonsign serve``; each may hold one Argon2 computation.
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    publish_min: int = DEFAULT_PUBLISH_MIN
+    publish_interval: int = DEFAULT_PUBLISH_INTERVAL
+    #: How often each server process looks for a due batch (0: no background publisher).
+    publisher_period: float = 60.0
+    #: The log's name for a new instance (its signing key's name, and the first part of
+    #: every petition's origin). Read by ``init`` only; the key file keeps it afterwards.
+    log_name: str = "anonsign"
 
     @property
     def session_key_file(self) -> Path:
         return self.instance_path / "session.key"
+
+    @property
+    def log_key_file(self) -> Path:
+        return self.instance_path / "log.key"
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests, the ``demo`` command)."""
@@ -87,5 +103,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         site_name=(env.get(ENV_PREFIX + "SITE_NAME") or "anonsign").strip() or "anonsign",
         trusted_hosts=hosts,
         workers=_int(env, "WORKERS", max(1, os.cpu_count() or 1), 1),
+        publish_min=_int(env, "PUBLISH_MIN", DEFAULT_PUBLISH_MIN, 0),
+        publish_interval=_int(env, "PUBLISH_INTERVAL", DEFAULT_PUBLISH_INTERVAL, 0),
+        publisher_period=float(_int(env, "PUBLISHER_PERIOD", 60, 0)),
+        log_name=(env.get(ENV_PREFIX + "LOG_NAME") or "anonsign").strip() or "anonsign",
     )
     return settings.with_overrides(**overrides) if overrides else settings

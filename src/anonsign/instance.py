@@ -9,15 +9,19 @@ make every open petition's pepper unreadable).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 from pathlib import Path
 
 from anonsign.config import Settings
 from anonsign.crypto.master import MASTER_KEY_SIZE, new_master_key
+from anonsign.crypto.notes import LogSigner
 from anonsign.errors import ConfigError, NotInitialized
 from anonsign.files import write_private_file
 
 SESSION_KEY_SIZE = 32
+LOG_KEY_HEADER = "anonsign-log-key-v1"
 
 
 def _read_secret(path: Path, size: int, what: str) -> bytes:
@@ -47,7 +51,37 @@ def init_instance(settings: Settings) -> list[str]:
     if not settings.session_key_file.exists():
         write_private_file(settings.session_key_file, secrets.token_bytes(SESSION_KEY_SIZE))
         created.append(f"session key {settings.session_key_file}")
+    if not settings.log_key_file.exists():
+        signer = LogSigner.generate(settings.log_name)
+        write_private_file(settings.log_key_file, _log_key_text(signer).encode("ascii"))
+        created.append(f"log signing key {settings.log_key_file} (log name {settings.log_name!r})")
     return created
+
+
+def _log_key_text(signer: LogSigner) -> str:
+    raw = base64.b64encode(signer.to_private_bytes()).decode("ascii")
+    return f"{LOG_KEY_HEADER}\nname: {signer.name}\nkey: {raw}\n"
+
+
+def load_log_signer(settings: Settings) -> LogSigner:
+    """The instance's Ed25519 log key, which signs every checkpoint."""
+    path = settings.log_key_file
+    try:
+        lines = path.read_text(encoding="ascii").splitlines()
+    except FileNotFoundError:
+        raise NotInitialized(
+            f"The log signing key ({path}) is missing; run `anonsign init` for this instance."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read the log signing key ({path}): {exc}.") from None
+    try:
+        header, name_line, key_line = lines
+        if header != LOG_KEY_HEADER or not name_line.startswith("name: "):
+            raise ValueError
+        raw = base64.b64decode(key_line.removeprefix("key: "), validate=True)
+        return LogSigner.from_private_bytes(name_line.removeprefix("name: "), raw)
+    except (ValueError, binascii.Error):
+        raise ConfigError(f"The log signing key ({path}) is damaged.") from None
 
 
 def load_master_key(settings: Settings) -> bytes:

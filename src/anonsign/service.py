@@ -11,9 +11,11 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from anonsign.audit.merkle import consistency_proof, inclusion_proof
 from anonsign.config import Settings
 from anonsign.crypto.dedup import new_pepper, new_salt
 from anonsign.crypto.master import unwrap_pepper, wrap_pepper
+from anonsign.crypto.notes import LogSigner
 from anonsign.crypto.seal import MAX_RECIPIENTS
 from anonsign.domain.identifiers import IdentifierKind, validate_region
 from anonsign.domain.petitions import (
@@ -26,11 +28,20 @@ from anonsign.domain.petitions import (
     validate_title,
 )
 from anonsign.domain.signing import prepare_signature
-from anonsign.errors import PetitionClosed
-from anonsign.instance import load_master_key
+from anonsign.errors import AnonsignError, PetitionClosed
+from anonsign.instance import load_log_signer, load_master_key
+from anonsign.publisher import PublishPolicy, publish
 from anonsign.storage.db import Database
+from anonsign.storage.log_store import LogStore, StoredCheckpoint
 from anonsign.storage.migrate import upgrade
 from anonsign.storage.repository import Repository
+
+#: Most leaves one request may ask for: bounded memory per request, any log size.
+MAX_LEAVES_PAGE = 1000
+
+
+class LogQueryError(AnonsignError):
+    """This log request is not valid."""
 
 
 @dataclass(frozen=True)
@@ -41,19 +52,24 @@ class PetitionSummary:
 
 
 class Service:
-    def __init__(self, settings: Settings, db: Database, master_key: bytes) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, master_key: bytes, log_signer: LogSigner
+    ) -> None:
         self.settings = settings
         self.db = db
         self._master_key = master_key
+        self._log_signer = log_signer
+        self.policy = PublishPolicy(settings.publish_min, settings.publish_interval)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = False) -> Service:
-        """Connect to the instance's database with its master key."""
+        """Connect to the instance's database with its master key and log key."""
         master_key = load_master_key(settings)
+        log_signer = load_log_signer(settings)
         db = Database(settings.database_url)
         if migrate:
             upgrade(db.engine)
-        return cls(settings, db, master_key)
+        return cls(settings, db, master_key, log_signer)
 
     def close_connections(self) -> None:
         self.db.dispose()
@@ -69,6 +85,7 @@ class Service:
         identifier_kind: IdentifierKind,
         recipients: Sequence[Recipient],
         phone_region: str | None = None,
+        receipts: bool = False,
     ) -> Petition:
         if not recipients:
             raise InvalidPetition(
@@ -83,9 +100,10 @@ class Service:
         keys = {r.key.key_id for r in recipients}
         if len(keys) != len(recipients):
             raise InvalidPetition("The same organizer key was given twice.")
+        slug = validate_slug(slug)
         petition = Petition(
             id=secrets.token_hex(16),
-            slug=validate_slug(slug),
+            slug=slug,
             title=validate_title(title),
             text=validate_text(text),
             identifier_kind=identifier_kind,
@@ -94,10 +112,13 @@ class Service:
             salt=new_salt(),
             argon2=self.settings.argon2,
             recipients=tuple(recipients),
+            log_origin=f"{self._log_signer.name}/{slug}",
+            receipts=receipts,
         )
         wrapped = wrap_pepper(self._master_key, petition.id, new_pepper())
         with self.db.writing() as session:
             Repository(session).add_petition(petition, wrapped)
+            publish(session, petition, self._log_signer, policy=None)  # the size-0 checkpoint
         return petition
 
     def petitions(self, *, open_only: bool = False) -> list[Petition]:
@@ -117,8 +138,75 @@ class Service:
             return Repository(session).petition(slug)
 
     def close(self, slug: str) -> Petition:
+        """Close for good: forget the pepper, publish what is pending, sign a last checkpoint."""
         with self.db.writing() as session:
-            return Repository(session).close_petition(slug)
+            petition = Repository(session).close_petition(slug)
+            publish(session, petition, self._log_signer, policy=None)
+            return petition
+
+    # --- the public log --------------------------------------------------------------
+
+    def publish(self, slug: str, *, force: bool = True) -> StoredCheckpoint | None:
+        """Integrate pending signatures now (or only if due); None if nothing was added."""
+        with self.db.writing() as session:
+            petition = Repository(session).petition(slug, lock="publish")
+            return publish(
+                session, petition, self._log_signer, policy=None if force else self.policy
+            )
+
+    def publish_due(self) -> list[tuple[str, StoredCheckpoint]]:
+        """Publish every open petition whose batch is due (the background publisher)."""
+        published = []
+        for petition in self.petitions(open_only=True):
+            checkpoint = self.publish(petition.slug, force=False)
+            if checkpoint is not None:
+                published.append((petition.slug, checkpoint))
+        return published
+
+    def verifier_key(self) -> str:
+        return self._log_signer.verifier_key()
+
+    def checkpoint(self, slug: str) -> StoredCheckpoint:
+        with self.db.reading() as session:
+            petition = Repository(session).petition(slug)
+            stored = LogStore(session, petition.id).latest_checkpoint()
+        if stored is None:  # every petition is created with one
+            raise LogQueryError("This petition has no checkpoint yet.")
+        return stored
+
+    def leaves(self, slug: str, start: int, end: int) -> list[bytes]:
+        """Published entries ``start`` .. ``end - 1`` (at most MAX_LEAVES_PAGE of them)."""
+        size = self.checkpoint(slug).size
+        if not 0 <= start <= end:
+            raise LogQueryError("start and end must satisfy 0 <= start <= end.")
+        if end > size:
+            raise LogQueryError(f"end is beyond the published log (size {size}).")
+        end = min(end, start + MAX_LEAVES_PAGE)
+        with self.db.reading() as session:
+            petition = Repository(session).petition(slug)
+            return LogStore(session, petition.id).leaves(start, end)
+
+    def inclusion(self, slug: str, entry: bytes, size: int) -> tuple[int, list[bytes]]:
+        published = self.checkpoint(slug).size
+        if not 1 <= size <= published:
+            raise LogQueryError(f"size must be between 1 and the published size ({published}).")
+        with self.db.reading() as session:
+            petition = Repository(session).petition(slug)
+            store = LogStore(session, petition.id)
+            index = store.index_of(entry)
+            if index is None or index >= size:
+                raise LogQueryError(f"This entry is not in the first {size} entries of the log.")
+            return index, inclusion_proof(index, size, store.nodes)
+
+    def consistency(self, slug: str, old_size: int, new_size: int) -> list[bytes]:
+        published = self.checkpoint(slug).size
+        if not 1 <= old_size <= new_size <= published:
+            raise LogQueryError(
+                f"from and to must satisfy 1 <= from <= to <= {published} (the published size)."
+            )
+        with self.db.reading() as session:
+            petition = Repository(session).petition(slug)
+            return consistency_proof(old_size, new_size, LogStore(session, petition.id).nodes)
 
     def sealed_contacts(self, slug: str) -> tuple[Petition, list[bytes]]:
         with self.db.reading() as session:
@@ -128,11 +216,12 @@ class Service:
 
     # --- signer ----------------------------------------------------------------------
 
-    def sign(self, slug: str, identifier: str, contact: str) -> Petition:
+    def sign(self, slug: str, identifier: str, contact: str) -> tuple[Petition, bytes]:
         """Accept a signature; identical outcome whether or not it was already there.
 
         Raises PetitionNotFound, PetitionClosed or InvalidInput (with a message for the
-        signer). Returns only after the signature is durably committed.
+        signer). Returns the petition and the signature's log entry (its dedup key), only
+        after the signature is durably committed.
         """
         with self.db.reading() as session:
             petition, wrapped = Repository(session).petition_with_pepper(slug)
@@ -144,4 +233,4 @@ class Service:
             Repository(session).record_signature(
                 petition.id, prepared.dedup_key, prepared.sealed_contact
             )
-        return petition
+        return petition, prepared.dedup_key

@@ -36,6 +36,9 @@ def test_the_web_app_never_loads_the_code_that_opens_contacts() -> None:
         "import anonsign.audit.merkle",
         "import anonsign.crypto.unseal, anonsign.crypto.keyfile, anonsign.contacts_export",
         "from anonsign.cli import offline",
+        "import anonsign.crypto.notes, anonsign.audit.checkpoint",
+        "import anonsign.audit.bundle, anonsign.audit.verify",
+        "from anonsign.cli import audit",
     ],
 )
 def test_offline_and_audit_code_needs_neither_flask_nor_sqlalchemy(statement: str) -> None:

@@ -19,9 +19,13 @@ ALLOWED_COLUMNS = {
     "petitions": {
         "id", "slug", "title", "text", "identifier_kind", "phone_region", "state", "salt",
         "wrapped_pepper", "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism",
+        "log_origin", "receipts",
     },
     "petition_recipients": {"petition_id", "key_id", "name", "public_key"},
-    "signatures": {"petition_id", "dedup_key"},
+    "signatures": {"petition_id", "dedup_key", "logged"},
+    "log_leaves": {"petition_id", "idx", "entry"},
+    "log_nodes": {"petition_id", "level", "idx", "hash"},
+    "checkpoints": {"petition_id", "size", "note", "published_hour"},
     "sealed_contacts": {"petition_id", "id", "sealed"},
     "alembic_version": {"version_num"},
 }  # fmt: skip

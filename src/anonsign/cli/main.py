@@ -38,11 +38,13 @@ def main() -> None:
 
 def _register() -> None:
     from anonsign.cli import offline, server
+    from anonsign.cli.audit import audit
 
     main.add_command(server.init)
     main.add_command(server.serve)
     main.add_command(server.demo)
     main.add_command(server.petition)
+    main.add_command(server.log_group)
     main.add_command(offline.keygen)
     contacts = click.Group(
         "contacts", help="Export sealed contacts (server) and open them (offline machine)."
@@ -50,6 +52,7 @@ def _register() -> None:
     contacts.add_command(server.export_contacts)
     contacts.add_command(offline.decrypt_contacts)
     main.add_command(contacts)
+    main.add_command(audit)
 
 
 _register()

@@ -109,6 +109,13 @@ def petition() -> None:
     "a country code, as a two-letter code (e.g. TM).",
 )
 @click.option(
+    "--receipts",
+    is_flag=True,
+    help="Show each signer their entry in the public log, to check later that it was "
+    "counted. Off by default: a kept receipt links its holder to the petition if their "
+    "device is seized.",
+)
+@click.option(
     "--recipient",
     "recipients",
     multiple=True,
@@ -123,6 +130,7 @@ def create_petition(
     text_file: Path,
     identifier_kind: str,
     region: str | None,
+    receipts: bool,
     recipients: tuple[Path, ...],
 ) -> None:
     """Create an open petition at /p/SLUG."""
@@ -145,6 +153,7 @@ def create_petition(
             identifier_kind=IdentifierKind(identifier_kind),
             phone_region=region,
             recipients=keys,
+            receipts=receipts,
         )
     finally:
         service.close_connections()
@@ -235,3 +244,45 @@ def export_contacts(slug: str, out: Path) -> None:
     write_private_file(out, dump_export(petition.slug, petition.id, sealed).encode("ascii"))
     click.echo(f"Wrote {len(sealed)} sealed contacts of {petition.slug!r} to {out}.")
     click.echo("Open them on the offline machine: anonsign contacts decrypt FILE --key NAME.key")
+
+
+# --- the public log -------------------------------------------------------------------------
+
+
+@click.group("log")
+def log_group() -> None:
+    """Publish pending signatures to the petitions' public logs."""
+
+
+@log_group.command("publish")
+@click.argument("slug", required=False)
+@click.option("--all", "all_open", is_flag=True, help="Every open petition.")
+@click.option(
+    "--due",
+    is_flag=True,
+    help="Only where a batch is due (ANONSIGN_PUBLISH_MIN signatures waiting and "
+    "ANONSIGN_PUBLISH_INTERVAL seconds passed), as the server does by itself.",
+)
+def publish_log(slug: str | None, all_open: bool, due: bool) -> None:
+    """Add pending signatures to the log and sign a new checkpoint (idempotent).
+
+    By default publishes now, whatever is pending (even one signature: mind that a
+    count moving by one tells an observer that someone just signed). Safe to run while
+    the server runs, and from several processes at once.
+    """
+    from anonsign.errors import AnonsignError
+    from anonsign.service import Service
+
+    if bool(slug) == all_open:
+        raise AnonsignError("Give one petition name, or --all.")
+    service = Service.open(_settings())
+    try:
+        slugs = [slug] if slug else [p.slug for p in service.petitions(open_only=True)]
+        for name in slugs:
+            checkpoint = service.publish(name, force=not due)
+            if checkpoint is None:
+                click.echo(f"{name}: nothing to publish (size {service.checkpoint(name).size}).")
+            else:
+                click.echo(f"{name}: published a checkpoint of size {checkpoint.size}.")
+    finally:
+        service.close_connections()

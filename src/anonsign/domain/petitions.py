@@ -47,6 +47,10 @@ class Petition:
     salt: bytes
     argon2: Argon2Params
     recipients: tuple[Recipient, ...]
+    #: ``<log name>/<slug>``: the first line of every checkpoint of this petition's log.
+    log_origin: str
+    #: Show signers their log entry (off by default; see SECURITY.md on receipts).
+    receipts: bool = False
 
     @property
     def is_open(self) -> bool:

@@ -8,13 +8,18 @@ arrival of rows: a seized database does not tell who signed before whom.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Text,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -61,6 +66,11 @@ class PetitionRow(Base):
     argon2_time_cost: Mapped[int] = mapped_column(Integer)
     argon2_memory_kib: Mapped[int] = mapped_column(Integer)
     argon2_parallelism: Mapped[int] = mapped_column(Integer)
+    #: The log's origin line, ``<log name>/<slug>``, fixed at creation like the cost.
+    log_origin: Mapped[str] = mapped_column(String(200))
+    #: Whether the thank-you page shows the signer their log entry (off by default:
+    #: a kept receipt links its holder to the petition if their phone is seized).
+    receipts: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class RecipientRow(Base):
@@ -76,13 +86,25 @@ class RecipientRow(Base):
 
 
 class SignatureRow(Base):
-    """One distinct signer of a petition: nothing but the dedup key."""
+    """One distinct signer of a petition: the dedup key, and whether it is in the log yet."""
 
     __tablename__ = "signatures"
-    __table_args__ = (NO_ROWID,)
+    __table_args__ = (
+        # Finds the next batch without scanning the petition's whole history.
+        Index(
+            "ix_signatures_pending",
+            "petition_id",
+            "dedup_key",
+            sqlite_where=text("NOT logged"),
+            postgresql_where=text("NOT logged"),
+        ),
+        NO_ROWID,
+    )
 
     petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
     dedup_key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    #: Set by the publisher; a repeated signature's upsert never touches it.
+    logged: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class SealedContactRow(Base):
@@ -95,3 +117,44 @@ class SealedContactRow(Base):
     #: Random, so rows sort in no meaningful order.
     id: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogLeafRow(Base):
+    """One published entry of a petition's log (a dedup key), at its index."""
+
+    __tablename__ = "log_leaves"
+    __table_args__ = (
+        Index("ix_log_leaves_entry", "petition_id", "entry", unique=True),
+        NO_ROWID,
+    )
+
+    petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entry: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LogNodeRow(Base):
+    """The hash of one complete subtree (level 0: leaf hashes); proofs read O(log n) of them."""
+
+    __tablename__ = "log_nodes"
+    __table_args__ = (NO_ROWID,)
+
+    petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class CheckpointRow(Base):
+    """A signed checkpoint of a petition's log."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (NO_ROWID,)
+
+    petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    #: The C2SP signed note, exactly as published.
+    note: Mapped[str] = mapped_column(Text)
+    #: When the batch was published, rounded down to the hour: shown as "counted on
+    #: <day>", and coarse so it says nothing about any one signer.
+    published_hour: Mapped[int] = mapped_column(BigInteger)

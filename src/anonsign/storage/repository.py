@@ -48,6 +48,8 @@ class Repository:
                 argon2_time_cost=petition.argon2.time_cost,
                 argon2_memory_kib=petition.argon2.memory_kib,
                 argon2_parallelism=petition.argon2.parallelism,
+                log_origin=petition.log_origin,
+                receipts=petition.receipts,
             )
         )
         for recipient in petition.recipients:
@@ -61,13 +63,22 @@ class Repository:
             )
         self.session.flush()
 
-    def _row(self, slug: str, *, lock: bool = False) -> PetitionRow:
+    def _row(self, slug: str, *, lock: str | None = None) -> PetitionRow:
+        """The petition's row; ``lock`` is "close" (exclusive) or "publish".
+
+        On PostgreSQL, closing takes ``FOR UPDATE``, publishing ``FOR NO KEY UPDATE``
+        (publishers take turns but do not block signers, who take ``FOR KEY SHARE``),
+        so a signature can never land after the final checkpoint. On SQLite the write
+        transaction's ``BEGIN IMMEDIATE`` already serializes all three.
+        """
         if not SLUG_PATTERN.fullmatch(slug):
             # Never hand arbitrary text (NUL, megabytes) to the database as a key.
             raise PetitionNotFound(f"No petition is named {slug[:80]!r}.")
         query = select(PetitionRow).where(PetitionRow.slug == slug)
-        if lock:
+        if lock == "close":
             query = query.with_for_update()
+        elif lock == "publish":
+            query = query.with_for_update(key_share=True)
         row = self.session.scalar(query)
         if row is None:
             raise PetitionNotFound(f"No petition is named {slug!r}.")
@@ -97,10 +108,12 @@ class Repository:
                 Recipient(name=r.name, key=OrganizerPublicKey.from_text(r.public_key))
                 for r in recipients
             ),
+            log_origin=row.log_origin,
+            receipts=row.receipts,
         )
 
-    def petition(self, slug: str) -> Petition:
-        return self._petition(self._row(slug))
+    def petition(self, slug: str, *, lock: str | None = None) -> Petition:
+        return self._petition(self._row(slug, lock=lock))
 
     def petition_with_pepper(self, slug: str) -> tuple[Petition, bytes | None]:
         row = self._row(slug)
@@ -114,7 +127,7 @@ class Repository:
 
     def close_petition(self, slug: str) -> Petition:
         """Mark closed and forget the pepper (SECURITY.md: closing ends all testing)."""
-        row = self._row(slug, lock=True)
+        row = self._row(slug, lock="close")
         row.state = PetitionState.CLOSED.value
         row.wrapped_pepper = None
         self.session.flush()
@@ -129,7 +142,7 @@ class Repository:
         state = self.session.scalar(
             select(PetitionRow.state)
             .where(PetitionRow.id == petition_id)
-            .with_for_update(read=True)
+            .with_for_update(read=True, key_share=True)
         )
         if state is None:
             raise PetitionNotFound()

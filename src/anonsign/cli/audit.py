@@ -1,0 +1,169 @@
+"""``anonsign audit``: fetch a petition's public log and check its count, on any machine.
+
+Auditors (journalists, NGOs) run these with nothing but this package: no instance, no
+server configuration, no secret. Nothing here imports Flask, SQLAlchemy or alembic; each
+command imports what it needs when it runs. Errors are AnonsignError lines from the main
+group; a log that fails its checks prints one line per finding and exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from anonsign.audit.bundle import Bundle, Progress
+    from anonsign.audit.verify import Report
+
+#: A verifier key is one line; a checkpoint note a few hundred bytes (1 MiB at most).
+MAX_KEY_FILE_BYTES = 64 * 1024
+MAX_CHECKPOINT_FILE_BYTES = 4 * 1024 * 1024
+
+
+@click.group("audit")
+def audit() -> None:
+    """Check a petition's public log: the count is distinct entries, nothing removed.
+
+    Get the server's verifier key from the organizers (not only from the server), then
+    `anonsign audit verify http://xyz.onion/p/demo --key server.vkey`. Keep each
+    bundle's `checkpoint` file and pass it as --previous next time: that proves the log
+    only grew. To reach an onion address, run the command under `torsocks` or set
+    https_proxy/http_proxy to Tor's HTTPTunnelPort.
+    """
+
+
+def _read_small_text(path: Path, limit: int, what: str) -> str:
+    from anonsign.errors import AnonsignError
+
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise AnonsignError(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from None
+    if len(data) > limit:
+        raise AnonsignError(f"{path} is larger than {limit:,} bytes, expected a {what}.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AnonsignError(f"{path} is not UTF-8 text, expected a {what}.") from None
+
+
+def _fetch_with_progress(url: str, out: Path) -> Bundle:
+    """Fetch with a progress bar on standard error when it is a terminal."""
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+
+    from anonsign.audit.bundle import fetch
+
+    console = Console(stderr=True)
+    with Bar(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("Fetching the log", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report_progress: Progress = progress
+        return fetch(url, out, report_progress)
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+@audit.command("fetch")
+@click.argument("url")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="New folder for the bundle (must not exist, or be empty).",
+)
+def fetch_command(url: str, out: Path) -> None:
+    """Download a petition's log (key, checkpoint, every entry) into a bundle folder.
+
+    URL is the petition's address, like http://xyz.onion/p/demo. The bundle can then be
+    verified offline, shared, and kept: its `checkpoint` is the --previous of your next
+    audit.
+    """
+    bundle = _fetch_with_progress(url, out)
+    with (bundle.path / "leaves").open("rb") as fh:
+        count = sum(1 for _ in fh)
+    click.echo(
+        f"Fetched {count:,} entries of {bundle.origin} into {bundle.path}; check them with "
+        f"`anonsign audit verify {bundle.path} --key <the server's verifier key file>`."
+    )
+
+
+@audit.command("verify")
+@click.argument("source")
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The server's verifier key (<name>+<id>+<key>), as the organizers published it.",
+)
+@click.option(
+    "--previous",
+    "previous_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A checkpoint you verified before (a bundle's `checkpoint` file): the log must extend it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def verify_command(source: str, key_file: Path, previous_file: Path | None, as_json: bool) -> None:
+    """Verify a log bundle folder, or a petition's address (fetched to a temporary folder).
+
+    Checks the checkpoint's signature with --key, that every entry is distinct, that
+    their number is the signed count and their Merkle root the signed root, and with
+    --previous that the log only grew. Exit status 0 only if every check passes.
+    """
+    from anonsign.audit.bundle import fetch_consistency, read_bundle
+    from anonsign.audit.verify import ConsistencySource, verify_bundle
+
+    key_text = _read_small_text(key_file, MAX_KEY_FILE_BYTES, "verifier key file")
+    previous = (
+        None
+        if previous_file is None
+        else _read_small_text(previous_file, MAX_CHECKPOINT_FILE_BYTES, "checkpoint file")
+    )
+    if _is_url(source):
+        # Check the key before downloading a million entries with it.
+        from anonsign.crypto.notes import NoteVerifier
+
+        NoteVerifier.from_verifier_key(key_text)
+
+        def consistency(old_size: int, new_size: int) -> list[bytes]:
+            return fetch_consistency(source, old_size, new_size)
+
+        proofs: ConsistencySource = consistency
+        with tempfile.TemporaryDirectory(prefix="anonsign-audit-") as tmp:
+            bundle = _fetch_with_progress(source, Path(tmp) / "bundle")
+            report = verify_bundle(bundle, key_text, previous, consistency=proofs)
+    else:
+        report = verify_bundle(read_bundle(Path(source)), key_text, previous)
+
+    if as_json:
+        click.echo(report.to_json())
+    else:
+        _print_report(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _print_report(report: Report) -> None:
+    if not report.ok:
+        for finding in report.findings:
+            click.echo(f"FAIL {finding.kind}: {finding.message}")
+        return
+    root = report.root.hex()[:8] if report.root else "?"
+    line = (
+        f"OK: {report.size or 0:,} distinct entries in {report.origin}, root {root}\u2026, "
+        f"signed by {report.signed_by}"
+    )
+    if report.previous_size is not None:
+        line += f", consistent with the previous checkpoint of size {report.previous_size:,}"
+    click.echo(line + ".")

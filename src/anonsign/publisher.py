@@ -1,0 +1,132 @@
+"""When and how a petition's pending signatures enter its public log.
+
+The count must not move with each signature, or watching it would tell an observer that
+the person they just saw at a keyboard signed (SECURITY.md, "batched publication"). So
+pending signatures are integrated only when at least ``publish_min`` are waiting *and*
+``publish_interval`` seconds have passed since the hour of the last checkpoint; within a
+batch, entries are sorted by value, never by arrival. Closing a petition publishes
+whatever is pending.
+
+Publishing runs inside one database transaction that holds the petition's row lock
+(``BEGIN IMMEDIATE`` on SQLite, ``FOR NO KEY UPDATE`` on PostgreSQL), so any number of
+processes may run it at once: one integrates the batch, the others find nothing to do.
+Before signing, the new tree is checked to extend the last signed one, so the log never
+signs two inconsistent checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from anonsign.audit.checkpoint import Checkpoint
+from anonsign.audit.merkle import empty_root
+from anonsign.crypto.notes import LogSigner
+from anonsign.domain.petitions import Petition
+from anonsign.errors import AnonsignError
+from anonsign.storage.log_store import LogStore, StoredCheckpoint
+
+log = logging.getLogger(__name__)
+
+SECONDS_PER_HOUR = 3600
+
+
+class InconsistentLog(AnonsignError):
+    """The stored log no longer matches its last signed checkpoint; publishing stopped."""
+
+
+@dataclass(frozen=True)
+class PublishPolicy:
+    #: Fewest pending signatures worth a new checkpoint (0 or 1: publish at once).
+    min_pending: int
+    #: Seconds since the hour of the last checkpoint before the next may be signed.
+    interval_seconds: int
+
+    def due(self, pending: int, last: StoredCheckpoint | None, now: float) -> bool:
+        if pending == 0 or pending < self.min_pending:
+            return False
+        if last is None or self.interval_seconds <= 0:
+            return True
+        return now - last.published_hour * SECONDS_PER_HOUR >= self.interval_seconds
+
+
+def hour_of(now: float) -> int:
+    return int(now // SECONDS_PER_HOUR)
+
+
+def checkpoint_of(stored: StoredCheckpoint, signer: LogSigner) -> Checkpoint:
+    return Checkpoint.parse(signer.verifier().open(stored.note))
+
+
+def publish(
+    session: Session,
+    petition: Petition,
+    signer: LogSigner,
+    *,
+    policy: PublishPolicy | None,
+    now: float | None = None,
+) -> StoredCheckpoint | None:
+    """Integrate pending signatures if due (always, when ``policy`` is None).
+
+    The caller holds the petition's row lock in ``session``'s transaction. Returns the
+    new checkpoint, or None when nothing was published.
+    """
+    now = time.time() if now is None else now
+    store = LogStore(session, petition.id)
+    last = store.latest_checkpoint()
+    if last is None:
+        return _sign(store, petition, signer, Checkpoint(petition.log_origin, 0, empty_root()), now)
+    if policy is not None and not policy.due(store.pending_count(), last, now):
+        return None
+    pending = store.pending()
+    if not pending:
+        return None
+    previous = checkpoint_of(last, signer)
+    if store.compact_range(last.size).root() != previous.root:
+        raise InconsistentLog(
+            f"The stored log of {petition.slug!r} does not match its checkpoint of size "
+            f"{last.size}; refusing to sign a new one."
+        )
+    tree = store.append(last.size, pending)
+    return _sign(
+        store, petition, signer, Checkpoint(petition.log_origin, tree.size, tree.root()), now
+    )
+
+
+def _sign(
+    store: LogStore, petition: Petition, signer: LogSigner, checkpoint: Checkpoint, now: float
+) -> StoredCheckpoint:
+    note = signer.sign(checkpoint.to_text())
+    stored = StoredCheckpoint(checkpoint.size, note, hour_of(now))
+    store.add_checkpoint(stored.size, stored.note, stored.published_hour)
+    log.info("published a checkpoint of size %d for %s", checkpoint.size, petition.slug)
+    return stored
+
+
+class PublisherThread(threading.Thread):
+    """Publishes due batches in the background of a server process.
+
+    Every worker may run one: the database lock makes them take turns. The wait between
+    rounds is jittered so workers do not wake together.
+    """
+
+    def __init__(self, publish_due: object, period_seconds: float) -> None:
+        super().__init__(name="anonsign-publisher", daemon=True)
+        self._publish_due = publish_due
+        self._period = period_seconds
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self._period * random.uniform(0.5, 1.5)):  # noqa: S311 - jitter, not a secret
+            try:
+                self._publish_due()  # type: ignore[operator]
+            except Exception as exc:  # keep the thread alive; the next round retries
+                log.error("publishing failed: %s", type(exc).__name__)
+
+    def stop(self) -> None:
+        self._stop_event.set()
