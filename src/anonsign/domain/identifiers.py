@@ -67,6 +67,7 @@ from typing import Final
 import phonenumbers
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
+from anonsign.domain.messages import N_
 from anonsign.errors import InvalidContact, InvalidIdentifier, InvalidRegion
 
 __all__ = [
@@ -96,48 +97,48 @@ MAX_IDENTIFIER_CHARS: Final = 320
 #: Longest normalized ID number (text kind), in characters.
 MAX_TEXT_IDENTIFIER_CHARS: Final = 128
 
-# --- messages a signer reads (one sentence each; translate these, do not rephrase here) --
+# --- messages a signer reads: one sentence each, one constant literal each inside N_ (the
+# web layer translates them by this exact text; see anonsign.domain.messages) -----------
 
-EMAIL_EMPTY_MESSAGE: Final = "Please enter your email address."
-EMAIL_INVALID_MESSAGE: Final = "Please enter a valid email address, like name@example.org."
-EMAIL_TOO_LONG_MESSAGE: Final = (
+EMAIL_EMPTY_MESSAGE: Final = N_("Please enter your email address.")
+EMAIL_INVALID_MESSAGE: Final = N_("Please enter a valid email address, like name@example.org.")
+EMAIL_TOO_LONG_MESSAGE: Final = N_(
     "This email address is too long; please check it and enter it again."
 )
-EMAIL_BAD_CHARACTERS_MESSAGE: Final = (
+EMAIL_BAD_CHARACTERS_MESSAGE: Final = N_(
     "Please type your email address again by hand, without invisible or special characters."
 )
 
-PHONE_EMPTY_MESSAGE: Final = "Please enter your phone number."
-PHONE_INVALID_MESSAGE: Final = (
+PHONE_EMPTY_MESSAGE: Final = N_("Please enter your phone number.")
+PHONE_INVALID_MESSAGE: Final = N_(
     "Please enter a full phone number with its country code, like +993 65 123456."
 )
-PHONE_NEEDS_COUNTRY_CODE_MESSAGE: Final = (
+PHONE_NEEDS_COUNTRY_CODE_MESSAGE: Final = N_(
     "Please enter your phone number with its country code, starting with +, like +993 65 123456."
 )
-PHONE_LETTERS_MESSAGE: Final = (
+PHONE_LETTERS_MESSAGE: Final = N_(
     "Please enter your phone number with digits only, like +993 65 123456."
 )
-PHONE_EXTENSION_MESSAGE: Final = (
+PHONE_EXTENSION_MESSAGE: Final = N_(
     "Please enter your phone number without an extension, like +993 65 123456."
 )
-PHONE_TOO_LONG_MESSAGE: Final = (
+PHONE_TOO_LONG_MESSAGE: Final = N_(
     "This is too long for a phone number; please enter it like +993 65 123456."
 )
-PHONE_BAD_CHARACTERS_MESSAGE: Final = (
+PHONE_BAD_CHARACTERS_MESSAGE: Final = N_(
     "Please type your phone number again by hand, without invisible or special characters."
 )
 
-TEXT_EMPTY_MESSAGE: Final = "Please enter your ID number."
-TEXT_INVALID_MESSAGE: Final = "Please enter your ID number as it is written on your document."
-TEXT_TOO_LONG_MESSAGE: Final = (
-    f"This ID number is too long; please enter at most {MAX_TEXT_IDENTIFIER_CHARS} "
-    "letters and digits."
-)
-TEXT_BAD_CHARACTERS_MESSAGE: Final = (
+TEXT_EMPTY_MESSAGE: Final = N_("Please enter your ID number.")
+TEXT_INVALID_MESSAGE: Final = N_("Please enter your ID number as it is written on your document.")
+# No limit in the wording: a msgid must be one constant literal (domain.messages), and
+# no real ID number comes near it.
+TEXT_TOO_LONG_MESSAGE: Final = N_("This ID number is too long; please check it and enter it again.")
+TEXT_BAD_CHARACTERS_MESSAGE: Final = N_(
     "Please type your ID number again by hand, without invisible or special characters."
 )
 
-CONTACT_BAD_CHARACTERS_MESSAGE: Final = (
+CONTACT_BAD_CHARACTERS_MESSAGE: Final = N_(
     "Please type your contact details again by hand, without invisible or control characters."
 )
 

@@ -10,8 +10,11 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from anonsign.web import errors, headers, public
+    from anonsign.web import errors, headers, i18n, log, public
 
+    # First: every other part renders pages, and a page needs its locale.
+    i18n.init_app(app)
     headers.init_app(app)
     errors.init_app(app)
     public.init_app(app)
+    log.init_app(app)

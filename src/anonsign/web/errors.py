@@ -7,28 +7,51 @@ same page, so the answer tells a prober nothing about why it was refused.
 from __future__ import annotations
 
 from flask import Flask, render_template
+from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from anonsign.errors import PetitionClosed, PetitionNotFound
 
+# Lazy: defined at import, translated into the locale of the request that shows them.
 MESSAGES = {
-    400: ("Something in this request was not understood.", "Please go back and try again."),
-    403: ("This is not allowed.", "Please go back to the petition page."),
-    404: ("This page does not exist.", "Check the address, or go to the list of petitions."),
-    405: ("This page cannot be used like this.", "Please open it from a link on this site."),
-    410: ("This petition is closed.", "It no longer accepts signatures."),
-    413: (
-        "What you sent is too large.",
-        "Please go back and shorten what you entered.",
+    400: (
+        lazy_gettext("Something in this request was not understood."),
+        lazy_gettext("Please go back and try again."),
     ),
-    429: ("Too many requests right now.", "Please wait a few minutes and try again."),
-    500: ("Something went wrong on our side.", "Nothing you entered was kept. Please try again."),
+    403: (
+        lazy_gettext("This is not allowed."),
+        lazy_gettext("Please go back to the petition page."),
+    ),
+    404: (
+        lazy_gettext("This page does not exist."),
+        lazy_gettext("Check the address, or go to the list of petitions."),
+    ),
+    405: (
+        lazy_gettext("This page cannot be used like this."),
+        lazy_gettext("Please open it from a link on this site."),
+    ),
+    410: (
+        lazy_gettext("This petition is closed."),
+        lazy_gettext("It no longer accepts signatures."),
+    ),
+    413: (
+        lazy_gettext("What you sent is too large."),
+        lazy_gettext("Please go back and shorten what you entered."),
+    ),
+    429: (
+        lazy_gettext("Too many requests right now."),
+        lazy_gettext("Please wait a few minutes and try again."),
+    ),
+    500: (
+        lazy_gettext("Something went wrong on our side."),
+        lazy_gettext("Nothing you entered was kept. Please try again."),
+    ),
 }
 
 FORM_EXPIRED = (
-    "This form has expired or did not come from this site.",
-    "Nothing was signed. Please go back, reload the petition page, and sign again.",
+    lazy_gettext("This form has expired or did not come from this site."),
+    lazy_gettext("Nothing was signed. Please go back, reload the petition page, and sign again."),
 )
 
 
@@ -38,8 +61,9 @@ def error_page(status: int, title: str | None = None, hint: str | None = None) -
         render_template(
             "errors/error.html",
             status=status,
-            title=title or default_title,
-            hint=hint or default_hint,
+            # str(): a translation is text, escaped like any other, never markup.
+            title=str(title or default_title),
+            hint=str(hint or default_hint),
         ),
         status,
     )
@@ -56,7 +80,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(PetitionNotFound)
     def _not_found(_error: PetitionNotFound) -> tuple[str, int]:
-        return error_page(404, "There is no petition at this address.")
+        return error_page(404, gettext("There is no petition at this address."))
 
     @app.errorhandler(PetitionClosed)
     def _closed(_error: PetitionClosed) -> tuple[str, int]:

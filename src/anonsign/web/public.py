@@ -7,14 +7,17 @@ does not even carry, whether the identifier is new or has signed before (SECURIT
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, render_template, request
+from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFProtect
 
 from anonsign.domain.identifiers import IdentifierKind
 from anonsign.domain.petitions import Petition
-from anonsign.errors import InvalidInput
+from anonsign.errors import ContactTooLong, InvalidInput
 from anonsign.service import Service
 from anonsign.web.errors import error_page, form_rejected
 from anonsign.web.forms import SignForm
@@ -23,18 +26,38 @@ from anonsign.web.markup import render_petition_text
 bp = Blueprint("public", __name__)
 csrf = CSRFProtect()
 
-CONSENT_MISSING = "Please tick the box to confirm that you want to sign."
+# Lazy: defined at import, translated into the locale of the request that shows them.
+CONSENT_MISSING = lazy_gettext("Please tick the box to confirm that you want to sign.")
 
+# crypto.seal's own message names byte counts, which mean nothing to a signer.
+CONTACT_TOO_LONG = lazy_gettext("Your contact details are too long; please shorten them.")
+
+# (label, placeholder, input type); the placeholders are examples, the same in every language.
 IDENTIFIER_LABELS = {
-    IdentifierKind.EMAIL: ("Your email address", "name@example.org", "email"),
-    IdentifierKind.PHONE: ("Your phone number, with country code", "+993 65 123456", "tel"),
-    IdentifierKind.TEXT: ("Your ID number", "", "text"),
+    IdentifierKind.EMAIL: (lazy_gettext("Your email address"), "name@example.org", "email"),
+    IdentifierKind.PHONE: (
+        lazy_gettext("Your phone number, with country code"),
+        "+993 65 123456",
+        "tel",
+    ),
+    IdentifierKind.TEXT: (lazy_gettext("Your ID number"), "", "text"),
 }
 
 
 def service() -> Service:
     svc: Service = current_app.extensions["anonsign.service"]
     return svc
+
+
+def signer_message(error: InvalidInput) -> str:
+    """What the signer reads for refused input, in the page's language.
+
+    The domain's messages are constant msgids marked with ``N_`` (anonsign.domain.messages)
+    and are translated here, at render time; one it does not know stays in English.
+    """
+    if isinstance(error, ContactTooLong):
+        return str(CONTACT_TOO_LONG)
+    return str(gettext(error.message))
 
 
 def _foreign_origin() -> bool:
@@ -54,14 +77,18 @@ def _render_petition(
     petition: Petition, form: SignForm, error: str | None = None, status: int = 200
 ) -> tuple[str, int]:
     label, placeholder, input_type = IDENTIFIER_LABELS[petition.identifier_kind]
+    checkpoint = service().checkpoint(petition.slug)
+    published = datetime.fromtimestamp(checkpoint.published_hour * 3600, UTC).date().isoformat()
     return (
         render_template(
             "public/petition.html",
             petition=petition,
+            count=checkpoint.size,
+            published=published,
             text=render_petition_text(petition.text),
             form=form,
             error=error,
-            identifier_label=label,
+            identifier_label=str(label),
             identifier_placeholder=placeholder,
             identifier_type=input_type,
         ),
@@ -88,12 +115,17 @@ def sign(slug: str) -> tuple[str, int]:
         return error_page(410)
     form = SignForm()
     if not form.consent.data:
-        return _render_petition(petition, form, CONSENT_MISSING, 400)
+        return _render_petition(petition, form, str(CONSENT_MISSING), 400)
     try:
-        service().sign(slug, form.identifier.data or "", form.contact.data or "")
+        _, entry = service().sign(slug, form.identifier.data or "", form.contact.data or "")
     except InvalidInput as exc:
-        return _render_petition(petition, form, exc.message, 400)
-    return render_template("public/thanks.html", petition=petition), 200
+        return _render_petition(petition, form, signer_message(exc), 400)
+    # A receipt is the signer's own log entry: the same for a first and a repeated
+    # signature of one identifier, so the page still does not tell them apart.
+    receipt = base64.urlsafe_b64encode(entry).decode("ascii").rstrip("=")
+    return render_template(
+        "public/thanks.html", petition=petition, receipt=receipt if petition.receipts else None
+    ), 200
 
 
 def init_app(app: Flask) -> None:
