@@ -1,8 +1,12 @@
 """Running the web app under gunicorn, configured for privacy.
 
+This module is the one source of gunicorn settings: ``anonsign serve`` uses
+:func:`gunicorn_options`, and so does ``deploy/gunicorn.conf.py`` for operators who run
+gunicorn themselves (with :mod:`anonsign.wsgi` as the app), so the two cannot drift apart.
 No access log, the error log through :class:`anonsign.logs.PrivacyFilter`, no control
-socket (gunicorn 25+ opens one by default), and tight request limits. The app is built
-in each worker, after the fork, so every worker has its own database connections.
+socket (gunicorn 25+ opens one by default), no trust in forwarding headers, and tight
+request limits. The app is built in each worker, after the fork, so every worker has
+its own database connections.
 """
 
 from __future__ import annotations
@@ -36,23 +40,52 @@ class PrivateLogger(Logger):  # type: ignore[misc]
 
 
 def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, Any]:
+    """Every gunicorn setting anonsign relies on, by gunicorn's setting name."""
     return {
         "bind": [bind],
         "workers": workers,
         "worker_class": "sync",
         "timeout": REQUEST_TIMEOUT_SECONDS,
         "graceful_timeout": 10,
+        # No access log: gunicorn's format starts with the client address (%(h)s).
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
         "logger_class": PrivateLogger,
+        # gunicorn 25+ opens ~/.gunicorn/gunicorn.ctl otherwise: a way in we do not need.
         "control_socket_disable": True,
-        "limit_request_line": 4094,
+        # anonsign's URLs, cookies and headers are short; anything longer is abuse.
+        "limit_request_line": 2048,
         "limit_request_fields": 50,
-        "limit_request_field_size": 8190,
+        "limit_request_field_size": 4096,
+        # The unix socket is 0770: the app's user and tor's group only.
         "umask": 0o007,
+        # gunicorn trusts every peer of a unix socket as a proxy, and Tor passes a
+        # client's headers through unchanged: honour no X-Forwarded-* or SCRIPT_NAME.
+        "secure_scheme_headers": {},
+        "forwarder_headers": "",
         "proc_name": "anonsign",
     }
+
+
+def check_ready(settings: Settings) -> None:
+    """Fail early, with one line, unless the instance is initialized and its schema current."""
+    from anonsign.service import Service
+    from anonsign.storage.migrate import require_current
+
+    service = Service.open(settings)
+    try:
+        require_current(service.db.engine)
+    finally:
+        service.close_connections()
+
+
+def load_app(settings: Settings | None = None) -> Flask:
+    """The app as a worker serves it, logging through the privacy filter from the start."""
+    from anonsign.app import create_app
+
+    configure_logging(logging.WARNING)
+    return create_app(settings)
 
 
 class AnonsignServer(BaseApplication):  # type: ignore[misc]
@@ -66,22 +99,12 @@ class AnonsignServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        from anonsign.app import create_app
-
-        configure_logging(logging.WARNING)
-        return create_app(self.settings)
+        return load_app(self.settings)
 
 
 def run_server(settings: Settings, *, bind: str, workers: int) -> None:
     """Check the instance is ready, then serve until stopped."""
-    from anonsign.service import Service
-    from anonsign.storage.migrate import require_current
-
-    service = Service.open(settings)  # fails early, with one line, if not initialized
-    try:
-        require_current(service.db.engine)
-    finally:
-        service.close_connections()
+    check_ready(settings)
     if bind.startswith("unix:") is False and not bind.startswith(("127.", "localhost", "[::1]")):
         logging.getLogger("anonsign").warning(
             "listening on a non-loopback address: put the service behind Tor, not in the open"

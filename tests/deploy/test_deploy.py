@@ -1,0 +1,724 @@
+"""The deployment, asserted (SecureDrop's testinfra habit, without a VM).
+
+Each file in ``deploy/`` is parsed, not searched for substrings, and each privacy or
+sandboxing promise it makes is checked by its directive and value: the torrc (and
+``tor --verify-config`` when tor is installed), the gunicorn settings (the same source as
+``anonsign serve``, and a real gunicorn started from the file), the systemd unit (and
+``systemd-analyze verify`` when available), the compose file, the AppArmor line, the admin
+wrapper, and that the guide names every file. A server also signs under ``PR_SET_MDWE``,
+the kernel's W^X switch, which is what ``MemoryDenyWriteExecute=yes`` relies on.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import runpy
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from gunicorn.config import KNOWN_SETTINGS
+
+from anonsign.cli import gunicorn_app
+from anonsign.cli.gunicorn_app import PrivateLogger, gunicorn_options
+from anonsign.config import Settings, load_settings
+from anonsign.domain.petitions import Petition
+from tests.live import ANONSIGN, Browser, free_port, wait_for_port
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+SOCKET = "/run/anonsign/anonsign.sock"
+SERVE = ["anonsign", "serve", "--socket", SOCKET]
+
+
+# --- parsers ----------------------------------------------------------------------------------
+
+
+def torrc_lines(text: str) -> list[tuple[str, str]]:
+    """(option, value) per configuration line; tor comments start with '#' anywhere."""
+    lines = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            option, _, value = line.partition(" ")
+            lines.append((option, value.strip()))
+    return lines
+
+
+def torrc_options(text: str) -> dict[str, list[str]]:
+    options: dict[str, list[str]] = {}
+    for option, value in torrc_lines(text):
+        options.setdefault(option, []).append(value)
+    return options
+
+
+def unit_directives(text: str) -> dict[str, dict[str, list[str]]]:
+    """systemd's ini dialect: sections, repeated keys kept in order, '#'/';' comments."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"a directive outside any section: {line!r}"
+        assert not line.endswith("\\"), f"continuation lines are not used here: {line!r}"
+        key, sep, value = line.partition("=")
+        assert sep, f"not a KEY=value line: {line!r}"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def one(directives: Mapping[str, list[str]], key: str) -> str:
+    values = directives.get(key, [])
+    assert len(values) == 1, f"{key}= should be set exactly once, found {values}"
+    return values[0]
+
+
+@pytest.fixture(scope="module")
+def torrc() -> str:
+    return (DEPLOY / "torrc").read_text()
+
+
+@pytest.fixture(scope="module")
+def service_unit() -> dict[str, list[str]]:
+    return unit_directives((DEPLOY / "anonsign.service").read_text())["Service"]
+
+
+# --- torrc ------------------------------------------------------------------------------------
+
+TORRC = {
+    "SocksPort": "0",
+    "ControlSocket": "0",
+    "SafeLogging": "1",
+    "Log": "notice syslog",
+    "DataDirectory": "/var/lib/tor",
+    "HiddenServiceDir": "/var/lib/tor/anonsign/",
+    "HiddenServiceVersion": "3",
+    "HiddenServicePort": f"80 unix:{SOCKET}",
+    "HiddenServiceNumIntroductionPoints": "3",
+    "HiddenServiceEnableIntroDoSDefense": "1",
+    "HiddenServiceEnableIntroDoSRatePerSec": "25",
+    "HiddenServiceEnableIntroDoSBurstPerSec": "200",
+    "HiddenServicePoWDefensesEnabled": "1",
+    "HiddenServicePoWQueueRate": "50",
+    "HiddenServicePoWQueueBurst": "250",
+    "HiddenServiceMaxStreams": "16",
+    "HiddenServiceMaxStreamsCloseCircuit": "1",
+}
+
+
+def test_torrc_sets_exactly_the_expected_directives_each_once(torrc: str) -> None:
+    options = torrc_options(torrc)
+    assert {k: v for k, v in options.items() if len(v) > 1} == {}, "an option is repeated"
+    assert {k: v[0] for k, v in options.items()} == TORRC
+
+
+def test_torrc_logs_only_at_notice_and_only_to_the_system_log(torrc: str) -> None:
+    # tor(1): SafeLogging "may not be heeded" below notice; info/debug may leak.
+    logs = torrc_options(torrc)["Log"]
+    assert logs == ["notice syslog"]
+    assert not re.search(r"\b(info|debug)\b", " ".join(logs))
+
+
+def test_every_torrc_directive_has_a_comment_saying_why(torrc: str) -> None:
+    lines = torrc.splitlines()
+    for number, line in enumerate(lines):
+        if line.strip() and not line.lstrip().startswith("#"):
+            above = lines[number - 1].strip() if number else ""
+            assert above.startswith("#"), f"no reason given above {line!r}"
+            assert len(above) > 10, f"no reason given above {line!r}"
+
+
+def tor_check(torrc_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``tor --verify-config`` on a copy whose paths point into ``tmp_path``."""
+    data = tmp_path / "data"
+    service = tmp_path / "hs"
+    for folder in (data, service):
+        folder.mkdir(mode=0o700)
+    text = (
+        torrc_text.replace("/var/lib/tor/anonsign/", f"{service}/")
+        .replace("DataDirectory /var/lib/tor", f"DataDirectory {data}")
+        .replace(SOCKET, str(tmp_path / "anonsign.sock"))
+    )
+    assert "/var/lib/tor" not in text
+    assert "/run/anonsign" not in text
+    copy = tmp_path / "torrc"
+    copy.write_text(text)
+    defaults = tmp_path / "torrc-defaults"
+    defaults.write_text("")
+    return subprocess.run(
+        ["tor", "--verify-config", "--defaults-torrc", str(defaults), "-f", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def tor_problems(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """Everything but a clean pass: a failure, or any warning (tor accepts abbreviated and
+    repeated options with a mere warning), except the one about running as root."""
+    output = result.stdout + result.stderr
+    warnings = [
+        line
+        for line in output.splitlines()
+        if re.search(r"\[(warn|err)\]", line) and "running Tor as root" not in line
+    ]
+    if result.returncode != 0 or "Configuration was valid" not in output:
+        warnings.append(f"exit {result.returncode}")
+    return warnings
+
+
+needs_tor = pytest.mark.skipif(
+    shutil.which("tor") is None, reason="tor is not installed: apt-get install tor"
+)
+
+
+@needs_tor
+def test_tor_accepts_the_torrc(torrc: str, tmp_path: Path) -> None:
+    result = tor_check(torrc, tmp_path)
+    assert tor_problems(result) == [], result.stdout + result.stderr
+
+
+@needs_tor
+def test_tor_has_the_proof_of_work_module() -> None:
+    # Without it HiddenServicePoWDefensesEnabled does nothing (tor(1), --list-modules).
+    modules = subprocess.run(
+        ["tor", "--list-modules"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    assert "pow: yes" in modules.splitlines()
+
+
+@needs_tor
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "NoSuchOption 1",  # unknown: tor refuses it
+        "HiddenServicePoWDefensesEnable 1",  # an abbreviation: tor only warns
+    ],
+)
+def test_the_tor_check_can_fail(torrc: str, tmp_path: Path, broken: str) -> None:
+    assert tor_problems(tor_check(torrc + broken + "\n", tmp_path)) != []
+
+
+# --- gunicorn -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    """deploy/gunicorn.conf.py's namespace, as gunicorn reads it."""
+    for name in list(os.environ):
+        if name.startswith("ANONSIGN_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ANONSIGN_INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.setenv("ANONSIGN_WORKERS", "3")
+    return runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+
+
+def test_gunicorn_conf_binds_the_socket_and_keeps_nothing(conf: dict[str, Any]) -> None:
+    assert conf["bind"] == [f"unix:{SOCKET}"]
+    assert conf["umask"] == 0o007  # socket 0770: the app's user and tor's group
+    assert conf["accesslog"] is None
+    assert conf["errorlog"] == "-"
+    assert conf["loglevel"] == "warning"
+    assert conf["logger_class"] is PrivateLogger
+    assert conf["control_socket_disable"] is True
+    assert conf["secure_scheme_headers"] == {}
+    assert conf["forwarder_headers"] == ""
+    assert conf["limit_request_line"] <= 2048
+    assert conf["limit_request_fields"] <= 50
+    assert conf["limit_request_field_size"] <= 4096
+    assert 0 < conf["timeout"] <= 120
+    assert conf["workers"] == 3
+    assert conf["wsgi_app"] == "anonsign.wsgi:app"
+    assert callable(conf["on_starting"])
+
+
+#: Names the conf imports for its own use; everything else lowercase is a gunicorn setting.
+CONF_HELPERS = {"annotations", "sys", "check_ready", "gunicorn_options", "load_settings"}
+
+
+def test_gunicorn_conf_names_only_real_gunicorn_settings(conf: dict[str, Any]) -> None:
+    # gunicorn silently ignores an unknown name: a typo would drop a protection unseen.
+    known = {setting.name for setting in KNOWN_SETTINGS}
+    names = {name for name in conf if name.islower() and not name.startswith("_")}
+    assert names - CONF_HELPERS - known == set()
+    assert CONF_HELPERS & known == set()
+
+
+def test_gunicorn_conf_and_anonsign_serve_share_one_source(
+    conf: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = load_settings()
+    expected = gunicorn_options(settings, bind=f"unix:{SOCKET}", workers=3)
+    assert {name: conf[name] for name in expected} == expected
+
+    # What `anonsign serve` hands gunicorn: captured instead of served.
+    captured: dict[str, Any] = {}
+
+    def capture(self: gunicorn_app.AnonsignServer) -> None:
+        captured.update(self.options)
+
+    monkeypatch.setattr(gunicorn_app, "check_ready", lambda settings: None)
+    monkeypatch.setattr(gunicorn_app.AnonsignServer, "run", capture)
+    from anonsign.cli.main import main
+
+    result = CliRunner().invoke(main, ["serve", "--socket", SOCKET, "--workers", "3"])
+    assert result.exit_code == 0, result.output
+    assert captured == expected
+
+
+@contextmanager
+def gunicorn_from_conf(env: Mapping[str, str], sock: Path, log: Path) -> Iterator[None]:
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    args = [gunicorn, "--config", str(DEPLOY / "gunicorn.conf.py"), "--bind", f"unix:{sock}"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            args,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not sock.exists():
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "gunicorn did not create its socket"
+                time.sleep(0.1)
+            yield
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=30)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(str(self.path))
+
+
+def get(sock: Path, path: str, headers: Mapping[str, str] | None = None) -> int:
+    connection = UnixHTTPConnection(sock)
+    try:
+        connection.request("GET", path, headers=dict(headers or {}))
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def server_env(settings: Settings, home: Path) -> dict[str, str]:
+    home.mkdir(exist_ok=True)
+    return {
+        "ANONSIGN_INSTANCE": str(settings.instance_path),
+        "ANONSIGN_DATABASE_URL": settings.database_url,
+        "ANONSIGN_WORKERS": "1",
+        "HOME": str(home),  # where gunicorn would put its control socket
+    }
+
+
+@pytest.mark.slow
+def test_gunicorn_runs_from_the_conf_privately(
+    tmp_path: Path, settings: Settings, phone_petition: Petition
+) -> None:
+    sock = tmp_path / "anonsign.sock"
+    log = tmp_path / "gunicorn.log"
+    home = tmp_path / "home"
+    with gunicorn_from_conf(server_env(settings, home), sock, log):
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o770
+        spoofed = {"X-Forwarded-For": "203.0.113.77", "User-Agent": "zqxj-agent"}
+        assert get(sock, f"/p/{phone_petition.slug}", spoofed) == 200
+        assert get(sock, "/p/" + "a" * 3000) == 414  # limit_request_line
+        assert get(sock, "/", {"X-Padding": "b" * 5000}) == 431  # limit_request_field_size
+    output = log.read_text()
+    assert "GET /" not in output  # no access log
+    assert "203.0.113.77" not in output
+    assert "zqxj-agent" not in output
+    assert not (home / ".gunicorn").exists()  # no control socket
+
+
+def test_gunicorn_conf_refuses_an_uninitialized_instance(tmp_path: Path) -> None:
+    sock = tmp_path / "anonsign.sock"
+    env = {"ANONSIGN_INSTANCE": str(tmp_path / "nothing-here"), "HOME": str(tmp_path)}
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    result = subprocess.run(
+        [gunicorn, "--config", str(DEPLOY / "gunicorn.conf.py"), "--bind", f"unix:{sock}"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "ERROR: " in result.stderr
+    assert "anonsign init" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_wsgi_module_builds_the_app_without_the_code_that_opens_contacts(
+    settings: Settings, phone_petition: Petition
+) -> None:
+    code = (
+        "import json, sys\n"
+        "from anonsign.wsgi import app\n"
+        "print(json.dumps([type(app).__name__, sorted(sys.modules)]))"
+    )
+    env = {**os.environ, **server_env(settings, settings.instance_path.parent / "home")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    kind, modules = json.loads(result.stdout)
+    assert kind == "Flask"
+    assert "anonsign.crypto.unseal" not in modules
+    assert "anonsign.crypto.keyfile" not in modules
+
+
+# --- systemd ------------------------------------------------------------------------------
+
+SANDBOX = {
+    "User": "anonsign",
+    "Group": "debian-tor",
+    "ExecStart": "/opt/anonsign/venv/bin/" + " ".join(SERVE),
+    "StateDirectory": "anonsign",
+    "StateDirectoryMode": "0700",
+    "RuntimeDirectory": "anonsign",
+    "RuntimeDirectoryMode": "0750",
+    "LoadCredential": "master.key:/etc/anonsign/master.key",
+    "UMask": "0077",
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "PrivateNetwork": "yes",
+    "LimitCORE": "0",
+    "IPAddressDeny": "any",
+    "RestrictAddressFamilies": "AF_UNIX",
+    "MemoryDenyWriteExecute": "yes",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes",
+    "RestrictNamespaces": "yes",
+    "SystemCallFilter": "@system-service",
+    "CapabilityBoundingSet": "",
+}
+
+
+@pytest.mark.parametrize(("key", "value"), SANDBOX.items())
+def test_the_unit_sets(service_unit: dict[str, list[str]], key: str, value: str) -> None:
+    assert one(service_unit, key) == value
+
+
+def test_the_unit_points_anonsign_at_its_instance_and_the_credential(
+    service_unit: dict[str, list[str]],
+) -> None:
+    environment = dict(v.partition("=")[::2] for v in service_unit["Environment"])
+    assert environment == {
+        "ANONSIGN_INSTANCE": "/var/lib/anonsign",
+        # %d: systemd's credentials directory for this service (systemd.unit(5)).
+        "ANONSIGN_MASTER_KEY_FILE": "%d/master.key",
+    }
+    assert "IPAddressAllow" not in service_unit  # only the PostgreSQL drop-in opens one
+    assert "ReadWritePaths" not in service_unit  # State/RuntimeDirectory are writable already
+
+
+def test_the_postgresql_drop_in_opens_exactly_one_address() -> None:
+    drop_in = unit_directives((DEPLOY / "anonsign-postgresql.conf").read_text())["Service"]
+    assert one(drop_in, "PrivateNetwork") == "no"
+    assert one(drop_in, "RestrictAddressFamilies").split() == ["AF_UNIX", "AF_INET", "AF_INET6"]
+    allowed = one(drop_in, "IPAddressAllow").split()
+    assert len(allowed) == 1
+    assert allowed[0] not in {"any", "0.0.0.0/0", "::/0"}
+    assert "IPAddressDeny" not in drop_in  # the unit's IPAddressDeny=any still applies
+    assert "ANONSIGN_DATABASE_URL" not in " ".join(drop_in.get("Environment", []))
+
+
+needs_systemd_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze is not installed: apt-get install systemd",
+)
+
+
+def unit_copy(tmp_path: Path, with_drop_in: bool = False) -> Path:
+    """The unit with ExecStart pointing at this venv's anonsign (verify checks it exists)."""
+    unit = tmp_path / "anonsign.service"
+    text = (DEPLOY / "anonsign.service").read_text()
+    unit.write_text(text.replace("/opt/anonsign/venv/bin/anonsign", ANONSIGN))
+    if with_drop_in:
+        (tmp_path / "anonsign.service.d").mkdir()
+        shutil.copy(DEPLOY / "anonsign-postgresql.conf", tmp_path / "anonsign.service.d")
+    return unit
+
+
+@needs_systemd_analyze
+@pytest.mark.parametrize("with_drop_in", [False, True], ids=["unit", "postgresql-drop-in"])
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path, with_drop_in: bool) -> None:
+    # verify exits 0 even for an unknown key (it only prints it), so any output fails.
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit_copy(tmp_path, with_drop_in))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@needs_systemd_analyze
+def test_systemd_analyze_rates_the_sandbox_safe(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(unit_copy(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    match = re.search(r"Overall exposure level for anonsign\.service: ([0-9.]+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 1.5, result.stdout
+
+
+def test_the_admin_wrapper_runs_as_the_service_does(
+    tmp_path: Path, service_unit: dict[str, list[str]]
+) -> None:
+    fake = tmp_path / "bin" / "systemd-run"
+    fake.parent.mkdir()
+    fake.write_text(
+        f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n", "utf-8"
+    )
+    fake.chmod(0o755)
+    result = subprocess.run(
+        ["sh", str(DEPLOY / "anonsign-admin"), "petition", "list"],
+        env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    args: list[str] = json.loads(result.stdout)
+    command = args[args.index("--") + 1 :]
+    options = args[: args.index("--")]
+    assert command == ["/opt/anonsign/venv/bin/anonsign", "petition", "list"]
+    unit = next(a.split("=", 1)[1] for a in options if a.startswith("--unit="))
+    props = [a.split("=", 1)[1] for a in options if a.startswith("--property=")]
+    env = dict(a.split("=", 1)[1].partition("=")[::2] for a in options if a.startswith("--setenv="))
+    for key in ("User", "Group", "UMask", "LimitCORE", "LoadCredential"):
+        assert f"{key}={one(service_unit, key)}" in props
+    assert env["ANONSIGN_INSTANCE"] == "/var/lib/anonsign"
+    assert env["ANONSIGN_MASTER_KEY_FILE"] == f"/run/credentials/{unit}.service/master.key"
+
+
+# --- the same socket everywhere -------------------------------------------------------------
+
+
+def test_every_file_names_the_same_socket(torrc: str, conf: dict[str, Any]) -> None:
+    assert torrc_options(torrc)["HiddenServicePort"] == [f"80 unix:{SOCKET}"]
+    assert conf["SOCKET"] == SOCKET
+    unit = unit_directives((DEPLOY / "anonsign.service").read_text())["Service"]
+    assert one(unit, "ExecStart").endswith(" ".join(SERVE))
+    rules = [
+        line.strip()
+        for line in (DEPLOY / "apparmor-system_tor").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert rules == ["/{,var/}run/anonsign/anonsign.sock rw,"]
+    app = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["app"]
+    assert app["command"][-1].endswith(" ".join(SERVE[1:]))
+
+
+# --- compose --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return data
+
+
+def postgres_settings(command: list[str]) -> dict[str, str]:
+    assert command[0] == "postgres"
+    pairs = command[1:]
+    assert pairs[::2] == ["-c"] * (len(pairs) // 2), "every setting is one -c name=value"
+    return dict(p.partition("=")[::2] for p in pairs[1::2])
+
+
+POSTGRES_LOGGING = {
+    "listen_addresses": "",
+    "log_statement": "none",
+    "log_min_error_statement": "panic",
+    "log_min_duration_statement": "-1",
+    "log_duration": "off",
+    "log_connections": "off",
+    "log_disconnections": "off",
+    "log_hostname": "off",
+    "log_error_verbosity": "terse",
+    "log_parameter_max_length": "0",
+    "log_parameter_max_length_on_error": "0",
+}
+
+
+def test_postgres_logs_no_statement_parameter_or_connection(compose: dict[str, Any]) -> None:
+    settings = postgres_settings(compose["services"]["postgres"]["command"])
+    assert {k: settings.get(k) for k in POSTGRES_LOGGING} == POSTGRES_LOGGING
+
+
+@pytest.mark.postgres
+def test_postgres_knows_every_setting_and_value(
+    compose: dict[str, Any], postgres_admin_url: str
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    settings = postgres_settings(compose["services"]["postgres"]["command"])
+    engine = create_engine(postgres_admin_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT name, vartype, enumvals FROM pg_settings WHERE name = ANY(:n)"),
+                {"n": list(settings)},
+            ).all()
+    finally:
+        engine.dispose()
+    known = {name: (vartype, enumvals) for name, vartype, enumvals in rows}
+    assert set(settings) - set(known) == set(), "a setting PostgreSQL does not have"
+    for name, value in settings.items():
+        vartype, enumvals = known[name]
+        if vartype == "enum":
+            assert value in enumvals, (name, value, enumvals)
+        elif vartype == "bool":
+            assert value in {"on", "off"}, (name, value)
+        elif vartype == "integer":
+            int(value)
+
+
+def test_redis_keeps_nothing_on_disk_and_listens_on_no_port(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    pairs = dict(zip(command[1::2], command[2::2], strict=True))
+    assert command[0] == "redis-server"
+    assert pairs["--save"] == ""
+    assert pairs["--appendonly"] == "no"
+    assert pairs["--port"] == "0"
+    assert pairs["--unixsocket"].startswith("/run/")
+
+
+def test_only_tor_has_a_network_and_nothing_publishes_a_port(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {name: s.get("network_mode") for name, s in services.items()} == {
+        "tor": None,
+        "app": "none",
+        "postgres": "none",
+        "redis": "none",
+    }
+    assert [name for name, s in services.items() if "ports" in s or "expose" in s] == []
+
+
+def test_the_app_container_is_locked_down(compose: dict[str, Any]) -> None:
+    app = compose["services"]["app"]
+    assert (DEPLOY / app["build"]["context"]).resolve() == DEPLOY.parent
+    assert (DEPLOY.parent / app["build"]["dockerfile"]) == DEPLOY / "Dockerfile"
+    assert app["read_only"] is True
+    assert app["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in app["security_opt"]
+    assert app["ulimits"]["core"] == 0
+    assert app["environment"]["ANONSIGN_MASTER_KEY_FILE"].startswith("/run/secrets/")
+    assert "@/" in app["environment"]["ANONSIGN_DATABASE_URL"]  # no host: the unix socket
+    for name in ("app-socket", "pg-socket", "redis-socket"):
+        assert compose["volumes"][name]["driver_opts"]["type"] == "tmpfs"
+
+
+def test_the_dockerfile_copies_no_instance_or_key() -> None:
+    copies = [
+        line.split()[1:-1]
+        for line in (DEPLOY / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    ]
+    sources = {source for line in copies for source in line}
+    assert sources == {"pyproject.toml", "README.md", "LICENSE", "src"}
+
+
+# --- the guide ------------------------------------------------------------------------------
+
+
+def test_the_guide_mentions_every_file_in_deploy() -> None:
+    guide = (DEPLOY / "README.md").read_text()
+    files = sorted(p.name for p in DEPLOY.iterdir() if p.is_file() and p.name != "README.md")
+    assert files, "deploy/ is empty"
+    assert [name for name in files if f"`{name}`" not in guide] == []
+
+
+# --- MemoryDenyWriteExecute -----------------------------------------------------------------
+
+PR_SET_MDWE = 65
+PR_MDWE_REFUSE_EXEC_GAIN = 1
+
+
+def mdwe_available() -> bool:
+    """Whether this kernel has PR_SET_MDWE (Linux 6.3+); asked in a throwaway process."""
+    if not sys.platform.startswith("linux"):
+        return False
+    probe = (
+        "import ctypes, sys\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        f"sys.exit(libc.prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0) != 0)\n"
+    )
+    return subprocess.run([sys.executable, "-c", probe], timeout=30).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not mdwe_available(), reason="the kernel has no PR_SET_MDWE (Linux < 6.3)")
+def test_a_server_signs_without_writable_executable_memory(
+    tmp_path: Path, settings: Settings, phone_petition: Petition
+) -> None:
+    """Why the unit may set MemoryDenyWriteExecute=yes: Argon2id (argon2-cffi), HPKE
+    (cryptography), SQLite or psycopg never need a page both writable and executable."""
+    wrapper = (
+        "import ctypes, os, sys\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        f"assert libc.prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0) == 0\n"
+        "os.execv(sys.argv[1], sys.argv[1:])\n"
+    )
+    port = free_port()
+    env = {**os.environ, **server_env(settings, tmp_path / "home")}
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", wrapper, ANONSIGN, "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(port, process)
+            browser = Browser(f"http://127.0.0.1:{port}")
+            status, page = browser.sign(phone_petition.slug, "+993 65 123456", "reach me")
+            assert status == 200, page
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=15)
+    assert "Error" not in log.read_text()
