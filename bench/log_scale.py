@@ -39,7 +39,7 @@ def _service(instance: Path):  # type: ignore[no-untyped-def]
     from anonsign.service import Service
 
     settings = load_settings({"ANONSIGN_INSTANCE": str(instance)}, publisher_period=0.0)
-    init_instance(settings)
+    init_instance(settings, dev=True)
     return Service.open(settings, migrate=True)
 
 

@@ -11,9 +11,13 @@ PostgreSQL variant is skipped with that reason.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +30,7 @@ from werkzeug.test import TestResponse
 
 from anonsign.app import create_app
 from anonsign.config import Settings, load_settings
-from anonsign.crypto import keyfile
+from anonsign.crypto import keyfile, lock
 from anonsign.crypto.kdf import Argon2Params
 from anonsign.crypto.keyfile import OrganizerSecretKey
 from anonsign.domain.identifiers import IdentifierKind
@@ -43,6 +47,74 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "real_kdf: keep the real key-file Argon2id cost instead of the cheap one"
     )
+    LOG_CAPTURE.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(LOG_CAPTURE)
+    root.setLevel(logging.DEBUG)
+
+
+# --- the whole-suite log scan ---------------------------------------------------------------
+#
+# Every request made through the `client` fixture carries a spoofed client address and
+# agent; every identifier and contact posted through `sign` is remembered. When the session
+# ends, everything any logger emitted during the whole suite is searched for them
+# (SECURITY.md, "nothing in logs"). Under xdist each worker writes what it found, and the
+# controlling process fails the run if any worker found a leak.
+
+SPOOFED_ADDRESS = "198.51.100.203"
+SPOOFED_FORWARDED = "203.0.113.144"
+SPOOFED_AGENT = "SpoofedAgent/3.1 (qqzv-suite)"
+SUBMITTED: set[str] = set()
+LEAKS_DIR_ENV = "ANONSIGN_TEST_LEAKS_DIR"
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # a record that cannot format is still scanned raw
+            text = f"{record.msg!r} {record.args!r}"
+        self.lines.append(text)
+
+
+LOG_CAPTURE = _Capture()
+
+
+def _leaks() -> list[str]:
+    needles = {SPOOFED_ADDRESS, SPOOFED_FORWARDED, SPOOFED_AGENT} | {
+        s for s in SUBMITTED if len(s) >= 6
+    }
+    text = "\n".join(LOG_CAPTURE.lines)
+    return sorted(n for n in needles if n in text)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):
+        os.environ[LEAKS_DIR_ENV] = tempfile.mkdtemp(prefix="anonsign-leaks-")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    folder = Path(os.environ.get(LEAKS_DIR_ENV, tempfile.gettempdir()))
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    leaks = _leaks()
+    if leaks:
+        (folder / f"{worker}.leaks").write_text("\n".join(leaks))
+    if hasattr(session.config, "workerinput"):
+        return
+    found = [p.read_text() for p in folder.glob("*.leaks")]
+    shutil.rmtree(folder, ignore_errors=True)
+    if found and session.testscollected:
+        sys.stderr.write(f"\nLOG LEAK: the suite's logs contain signer data: {found}\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif session.testscollected:
+        sys.stderr.write(
+            f"\nlog scan: {len(LOG_CAPTURE.lines)} log records in this process, "
+            "no address, agent, identifier or contact\n"
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +122,8 @@ def cheap_keyfile_kdf(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     if request.node.get_closest_marker("real_kdf") is None:
         monkeypatch.setattr(keyfile, "KEYFILE_KDF", CHEAP_KEYFILE_KDF)
         monkeypatch.setattr(keyfile, "MIN_KEYFILE_KDF", CHEAP_KEYFILE_KDF)
+        monkeypatch.setattr(lock, "LOCK_KDF", CHEAP_KEYFILE_KDF)
+        monkeypatch.setattr(lock, "MIN_LOCK_KDF", CHEAP_KEYFILE_KDF)
 
 
 # --- databases -------------------------------------------------------------------------
@@ -113,7 +187,7 @@ def settings(instance_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def service(settings: Settings) -> Iterator[Service]:
-    init_instance(settings)
+    init_instance(settings, dev=True)
     svc = Service.open(settings, migrate=True)
     yield svc
     svc.close_connections()
@@ -157,7 +231,17 @@ def app(settings: Settings, service: Service) -> Flask:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+    """A test client whose requests all carry a spoofed address, forwarded header and agent."""
+    test_client = app.test_client()
+    test_client.environ_base.update(
+        {
+            "REMOTE_ADDR": SPOOFED_ADDRESS,
+            "HTTP_X_FORWARDED_FOR": SPOOFED_FORWARDED,
+            "HTTP_X_REAL_IP": SPOOFED_FORWARDED,
+            "HTTP_USER_AGENT": SPOOFED_AGENT,
+        }
+    )
+    return test_client
 
 
 # --- signing through the form, as a browser does --------------------------------------------
@@ -181,6 +265,7 @@ def sign(
     **kwargs: object,
 ) -> TestResponse:
     """Open the petition page and post its form, the way a browser without JS does."""
+    SUBMITTED.update({identifier, contact} - {""})
     page = client.get(f"/p/{slug}")
     assert page.status_code == 200, page.status_code
     form = {"csrf_token": csrf_token(page.get_data(as_text=True)), "identifier": identifier}

@@ -10,12 +10,14 @@ variable, never a silent default.
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from anonsign.crypto.kdf import Argon2Params
 from anonsign.errors import ConfigError
+from anonsign.onion import is_v3_onion_address
 
 ENV_PREFIX = "ANONSIGN_"
 
@@ -34,10 +36,15 @@ class Settings:
 
     instance_path: Path
     database_url: str
-    master_key_file: Path
+    #: Where the unlocked master key is read from, when set explicitly (a systemd
+    #: credential such as ``%d/master.key``); see :attr:`unlocked_master_key_file`.
+    master_key_file: Path | None
     argon2: Argon2Params = DEFAULT_ARGON2
     site_name: str = "anonsign"
     trusted_hosts: tuple[str, ...] = ()
+    #: The service's onion address (``xyz.onion``) when a clearnet mirror also serves it:
+    #: answers on other hosts then carry ``Onion-Location`` so Tor Browser offers the onion.
+    onion_address: str | None = None
     #: Whole request body cap: the sign form is a few hundred bytes; 64 KiB leaves room
     #: for long contact text in any script and stops memory abuse early (413).
     max_content_length: int = 64 * 1024
@@ -60,6 +67,29 @@ class Settings:
     @property
     def log_key_file(self) -> Path:
         return self.instance_path / "log.key"
+
+    @property
+    def sealed_master_key_file(self) -> Path:
+        """The master key under the unlock passphrase: the only form kept on disk."""
+        return self.instance_path / "master.key.sealed"
+
+    @property
+    def dev_master_key_file(self) -> Path:
+        """A master key in clear on disk, for the demo and tests only (never production)."""
+        return self.instance_path / "DEV-ONLY-master.key"
+
+    @property
+    def unlocked_master_key_file(self) -> Path:
+        """Where ``anonsign unlock`` puts the master key: memory-backed storage.
+
+        ANONSIGN_MASTER_KEY_FILE if set; otherwise a per-instance file under the user's
+        runtime directory (``$XDG_RUNTIME_DIR``, else ``/dev/shm``), both tmpfs on Linux.
+        """
+        if self.master_key_file is not None:
+            return self.master_key_file
+        runtime = Path(os.environ.get("XDG_RUNTIME_DIR") or "/dev/shm")  # noqa: S108 - tmpfs on purpose
+        tag = f"{zlib.crc32(str(self.instance_path).encode()):08x}"  # a name, not a secret
+        return runtime / f"anonsign-{os.getuid()}-{tag}" / "master.key"
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests, the ``demo`` command)."""
@@ -84,9 +114,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     env = os.environ if env is None else env
     instance = Path(env.get(ENV_PREFIX + "INSTANCE") or "instance").expanduser().resolve()
     database_url = env.get(ENV_PREFIX + "DATABASE_URL") or f"sqlite:///{instance / 'anonsign.db'}"
-    master_key_file = Path(
-        env.get(ENV_PREFIX + "MASTER_KEY_FILE") or instance / "master.key"
-    ).expanduser()
+    raw_master = env.get(ENV_PREFIX + "MASTER_KEY_FILE")
+    master_key_file = Path(raw_master).expanduser() if raw_master else None
     argon2 = Argon2Params(
         time_cost=_int(env, "ARGON2_TIME_COST", DEFAULT_ARGON2.time_cost, 1),
         memory_kib=_int(env, "ARGON2_MEMORY_KIB", DEFAULT_ARGON2.memory_kib, 8),
@@ -95,6 +124,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     hosts = tuple(
         h.strip() for h in (env.get(ENV_PREFIX + "TRUSTED_HOSTS") or "").split(",") if h.strip()
     )
+    onion = (env.get(ENV_PREFIX + "ONION_ADDRESS") or "").strip().lower() or None
+    if onion is not None and not is_v3_onion_address(onion):
+        # Fail closed: Onion-Location would send Tor Browser users to a wrong address.
+        raise ConfigError(
+            f"{ENV_PREFIX}ONION_ADDRESS must be a v3 onion host name (56 letters and "
+            f"digits 2-7, then .onion, as in the hostname file of tor), not {onion!r}."
+        )
     settings = Settings(
         instance_path=instance,
         database_url=database_url,
@@ -102,6 +138,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         argon2=argon2,
         site_name=(env.get(ENV_PREFIX + "SITE_NAME") or "anonsign").strip() or "anonsign",
         trusted_hosts=hosts,
+        onion_address=onion,
         workers=_int(env, "WORKERS", max(1, os.cpu_count() or 1), 1),
         publish_min=_int(env, "PUBLISH_MIN", DEFAULT_PUBLISH_MIN, 0),
         publish_interval=_int(env, "PUBLISH_INTERVAL", DEFAULT_PUBLISH_INTERVAL, 0),

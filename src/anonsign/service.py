@@ -142,7 +142,8 @@ class Service:
         with self.db.writing() as session:
             petition = Repository(session).close_petition(slug)
             publish(session, petition, self._log_signer, policy=None)
-            return petition
+        self.db.scrub()
+        return petition
 
     # --- the public log --------------------------------------------------------------
 

@@ -64,7 +64,9 @@ def keys(tmp_path: Path, runner: CliRunner) -> Path:
 
 def test_every_command_has_help(runner: CliRunner) -> None:
     for command in (
-        [], ["init"], ["serve"], ["demo"], ["keygen"], ["petition"], ["petition", "create"],
+        [], ["init"], ["unlock"], ["lock"], ["emergency-close"], ["serve"], ["demo"],
+        ["keygen"], ["petition"], ["petition", "create"], ["log"], ["log", "publish"],
+        ["audit"], ["audit", "fetch"], ["audit", "verify"],
         ["petition", "list"], ["petition", "close"], ["contacts"], ["contacts", "export"],
         ["contacts", "decrypt"],
     ):  # fmt: skip
@@ -74,13 +76,13 @@ def test_every_command_has_help(runner: CliRunner) -> None:
 
 
 def test_init_is_idempotent_and_keeps_secrets(runner: CliRunner, settings: Settings) -> None:
-    first = run(runner, "init")
-    assert "created master key" in first.output
-    master = settings.master_key_file.read_bytes()
-    second = run(runner, "init")
+    first = run(runner, "init", "--dev")
+    assert "DEV-ONLY master key" in first.output
+    master = settings.dev_master_key_file.read_bytes()
+    second = run(runner, "init")  # no passphrase asked: the instance has its master key
     assert "created" not in second.output
-    assert settings.master_key_file.read_bytes() == master
-    for secret in (settings.master_key_file, settings.session_key_file):
+    assert settings.dev_master_key_file.read_bytes() == master
+    for secret in (settings.dev_master_key_file, settings.session_key_file, settings.log_key_file):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert stat.S_IMODE(settings.instance_path.stat().st_mode) == 0o700
 

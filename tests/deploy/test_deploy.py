@@ -410,7 +410,7 @@ SANDBOX = {
     "StateDirectoryMode": "0700",
     "RuntimeDirectory": "anonsign",
     "RuntimeDirectoryMode": "0750",
-    "LoadCredential": "master.key:/etc/anonsign/master.key",
+    "LoadCredential": "master.key:/run/anonsign-unlock/master.key",
     "UMask": "0077",
     "NoNewPrivileges": "yes",
     "ProtectSystem": "strict",

@@ -102,7 +102,7 @@ def test_default_settings_do_not_move_the_count_for_one_signature(
     defaults = settings.with_overrides(
         publish_min=DEFAULT_PUBLISH_MIN, publish_interval=DEFAULT_PUBLISH_INTERVAL
     )
-    init_instance(defaults)
+    init_instance(defaults, dev=True)
     service = Service.open(defaults, migrate=True)
     try:
         service.create_petition(
@@ -131,7 +131,7 @@ def test_due_batches_publish_once_min_and_interval_are_met(
     from anonsign.instance import init_instance
 
     quick = settings.with_overrides(publish_min=3, publish_interval=0)
-    init_instance(quick)
+    init_instance(quick, dev=True)
     service = Service.open(quick, migrate=True)
     try:
         service.create_petition(

@@ -57,7 +57,7 @@ def set_up_demo(settings: Settings) -> list[str]:
     from anonsign.instance import init_instance
     from anonsign.service import Service
 
-    done = [f"created {line}" for line in init_instance(settings)]
+    done = [f"created {line}" for line in init_instance(settings, dev=True)]
     key_dir = demo_key_dir(settings)
     pub_path = key_dir / f"{DEMO_KEY_NAME}.pub"
     key_path = key_dir / f"{DEMO_KEY_NAME}.key"

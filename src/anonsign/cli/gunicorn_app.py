@@ -12,6 +12,7 @@ its own database connections.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from flask import Flask
@@ -20,6 +21,7 @@ from gunicorn.glogging import Logger
 
 from anonsign.config import Settings
 from anonsign.errors import AnonsignError
+from anonsign.instance import uses_dev_master_key
 from anonsign.logs import PrivacyFilter, configure_logging
 
 #: Argon2id dominates a signature; a request that takes longer than this is stuck.
@@ -73,11 +75,16 @@ def check_ready(settings: Settings) -> None:
     from anonsign.service import Service
     from anonsign.storage.migrate import require_current
 
-    service = Service.open(settings)
+    service = Service.open(settings)  # InstanceLocked says how to unlock
     try:
         require_current(service.db.engine)
     finally:
         service.close_connections()
+    if uses_dev_master_key(settings):
+        sys.stderr.write(
+            "WARNING: this instance keeps a DEV-ONLY master key in clear on disk "
+            f"({settings.dev_master_key_file}). Never use it for a real petition.\n"
+        )
 
 
 def load_app(settings: Settings | None = None) -> Flask:

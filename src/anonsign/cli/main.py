@@ -41,6 +41,9 @@ def _register() -> None:
     from anonsign.cli.audit import audit
 
     main.add_command(server.init)
+    main.add_command(server.unlock)
+    main.add_command(server.lock)
+    main.add_command(server.emergency_close)
     main.add_command(server.serve)
     main.add_command(server.demo)
     main.add_command(server.petition)

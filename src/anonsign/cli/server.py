@@ -13,19 +13,41 @@ def _settings() -> Settings:
     return load_settings()
 
 
+PASSPHRASE_FILE = click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the unlock passphrase from the first line of this file "
+    "(otherwise ANONSIGN_PASSPHRASE, otherwise a prompt).",
+)
+
+
 @click.command()
-def init() -> None:
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="Keep the master key in clear in the instance folder (demo and development "
+    "only: a seized disk could then test identifiers against open petitions).",
+)
+@PASSPHRASE_FILE
+def init(dev: bool, passphrase_file: Path | None) -> None:
     """Create the instance folder, its secrets and the database schema (idempotent).
 
-    Safe to run again: existing secrets are kept (replacing the master key would make
-    every open petition unusable) and the schema is brought up to date.
+    A new instance's master key, which protects every petition's secret, is sealed under
+    an unlock passphrase that you choose now; after every reboot, `anonsign unlock` puts
+    it back in memory. Safe to run again: existing secrets are kept and the schema is
+    brought up to date.
     """
-    from anonsign.instance import init_instance
+    from anonsign.cli.passphrase import read_passphrase
+    from anonsign.instance import has_master_key, init_instance
     from anonsign.storage.db import Database
     from anonsign.storage.migrate import upgrade
 
     settings = _settings()
-    created = init_instance(settings)
+    passphrase = None
+    if not dev and not has_master_key(settings):
+        click.echo("Choose the unlock passphrase that protects this server's master key.")
+        passphrase = read_passphrase(passphrase_file, new=True)
+    created = init_instance(settings, dev=dev, passphrase=passphrase)
     db = Database(settings.database_url)
     try:
         upgrade(db.engine)
@@ -34,6 +56,71 @@ def init() -> None:
     for line in created:
         click.echo(f"created {line}")
     click.echo(f"Instance ready at {settings.instance_path} (database schema up to date).")
+
+
+@click.command()
+@PASSPHRASE_FILE
+@click.option(
+    "--allow-disk",
+    is_flag=True,
+    help="Allow writing the unlocked key to persistent storage (not recommended).",
+)
+def unlock(passphrase_file: Path | None, allow_disk: bool) -> None:
+    """Open the sealed master key with the unlock passphrase, into memory (after a reboot).
+
+    The key is written to ANONSIGN_MASTER_KEY_FILE, or to a file under your runtime
+    directory; either must be memory-backed (tmpfs), so a powered-off server holds the
+    master key only in its sealed form.
+    """
+    from anonsign.cli.passphrase import read_passphrase
+    from anonsign.instance import unlock as unlock_instance
+
+    settings = _settings()
+    path = unlock_instance(
+        settings, read_passphrase(passphrase_file, new=False), allow_disk=allow_disk
+    )
+    click.echo(f"Unlocked: the master key is in {path} until the next reboot or `anonsign lock`.")
+
+
+@click.command()
+def lock() -> None:
+    """Remove the unlocked master key from memory-backed storage (stop the server first)."""
+    from anonsign.instance import forget_unlocked_key
+
+    path = forget_unlocked_key(_settings())
+    click.echo(f"Locked: removed {path}." if path else "Already locked.")
+
+
+@click.command("emergency-close")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def emergency_close(yes: bool) -> None:
+    """Close EVERY open petition now, destroy their peppers, then lock the instance.
+
+    For when the server may be seized: afterwards nobody, whoever holds the server, can
+    test whether an identifier signed. Final checkpoints are published. Cannot be undone.
+    """
+    from anonsign.instance import forget_unlocked_key
+    from anonsign.service import Service
+
+    settings = _settings()
+    service = Service.open(settings)
+    try:
+        open_petitions = service.petitions(open_only=True)
+        if not yes:
+            click.confirm(
+                f"Close all {len(open_petitions)} open petitions for good and lock the instance",
+                abort=True,
+            )
+        for petition in open_petitions:
+            service.close(petition.slug)
+            click.echo(f"closed {petition.slug}")
+    finally:
+        service.close_connections()
+    path = forget_unlocked_key(settings)
+    click.echo(
+        f"Closed {len(open_petitions)} petitions; their peppers are destroyed."
+        + (f" Removed the master key at {path}." if path else "")
+    )
 
 
 @click.command()

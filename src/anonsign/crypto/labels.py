@@ -37,3 +37,9 @@ SEALED_CONTACT_MAGIC = b"ASC1"
 
 #: First line of a contacts export file.
 CONTACTS_EXPORT_HEADER = "anonsign-contacts-export-v1"
+
+#: First line of the server master key sealed under the operator's unlock passphrase.
+SEALED_MASTER_KEY_HEADER = "anonsign-sealed-master-key-v1"
+
+#: Associated data of the AEAD that seals the master key under the unlock passphrase.
+SEALED_MASTER_KEY_AEAD = b"anonsign/sealed-master-key/v1"

@@ -95,5 +95,22 @@ class Database:
         with self._write() as session, session.begin():
             yield session
 
+    def scrub(self) -> None:
+        """Push deleted secrets out of the places a database keeps old versions.
+
+        On SQLite, ``secure_delete`` already zeroes freed content in the main file; a
+        TRUNCATE checkpoint copies the WAL into it and empties the WAL file, where the
+        previous version of a changed page (a pepper's row) would otherwise linger. On
+        PostgreSQL, ``VACUUM FULL`` rewrites the petitions table without dead row
+        versions; its write-ahead log is outside our reach (SECURITY.md).
+        """
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            elif self.engine.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                    "VACUUM FULL petitions"
+                )
+
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,71 @@
+"""No membership oracle by time: a repeated signature takes as long as a new one.
+
+Both do the same Argon2id work and the same kind of write (an upsert that rewrites the
+row, so both commit and sync). Measured through the whole HTTP path with a realistic
+Argon2id cost (so the database is small beside it, as in production), new and repeated
+submissions interleaved so that machine noise hits both alike. The medians must be
+within 5% of each other.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+from flask import Flask
+
+from anonsign.crypto.kdf import Argon2Params
+from anonsign.crypto.keyfile import OrganizerSecretKey
+from anonsign.domain.identifiers import IdentifierKind
+from anonsign.domain.petitions import Recipient
+from anonsign.service import Service
+from tests.conftest import csrf_token
+
+ROUNDS = 40
+#: Cheaper than production (64 MiB, t=3) to keep the suite quick, costly enough to dominate.
+TIMING_ARGON2 = Argon2Params(time_cost=2, memory_kib=16384, parallelism=1)
+
+
+@pytest.mark.slow
+def test_repeated_and_new_signatures_take_the_same_time(
+    app: Flask, service: Service, organizer: OrganizerSecretKey
+) -> None:
+    service.settings = service.settings.with_overrides(argon2=TIMING_ARGON2)
+    petition = service.create_petition(
+        slug="timing",
+        title="Timing",
+        text="Timing.",
+        identifier_kind=IdentifierKind.EMAIL,
+        recipients=[Recipient("alice", organizer.public_key())],
+    )
+    assert petition.argon2 == TIMING_ARGON2
+    client = app.test_client()
+    token = csrf_token(client.get("/p/timing").get_data(as_text=True))
+
+    def post(identifier: str) -> float:
+        started = time.perf_counter()
+        answer = client.post(
+            "/p/timing/sign",
+            data={"csrf_token": token, "identifier": identifier, "consent": "y"},
+        )
+        elapsed = time.perf_counter() - started
+        assert answer.status_code == 200
+        return elapsed
+
+    post("repeat@example.org")  # the identifier that will be repeated
+    post("warmup@example.org")
+    new, repeated = [], []
+    for i in range(ROUNDS):
+        pair = [("new", f"new{i}@example.org"), ("repeat", "repeat@example.org")]
+        if i % 2:
+            pair.reverse()
+        for kind, identifier in pair:
+            (new if kind == "new" else repeated).append(post(identifier))
+    median_new, median_repeat = statistics.median(new), statistics.median(repeated)
+    difference = abs(median_new - median_repeat) / min(median_new, median_repeat)
+    print(f"timing: new {median_new * 1000:.2f} ms, repeated {median_repeat * 1000:.2f} ms")
+    assert difference < 0.05, (
+        f"median new {median_new * 1000:.2f} ms vs repeated {median_repeat * 1000:.2f} ms "
+        f"({difference:.1%} apart)"
+    )
