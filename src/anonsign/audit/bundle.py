@@ -522,6 +522,11 @@ def fetch_consistency(petition_url: str, old_size: int, new_size: int) -> list[b
     return _hashes(url, _get_json(url, MAX_PROOF_BYTES, {"hashes"})["hashes"], "hashes")
 
 
+def fetch_checkpoint(petition_url: str) -> str:
+    """The petition's latest signed checkpoint note, unverified (the caller opens it)."""
+    return _get_text(parse_petition_url(petition_url).checkpoint_url, MAX_CHECKPOINT_BYTES)
+
+
 @dataclass(frozen=True)
 class InclusionProof:
     """Where an entry sits in the tree of ``size`` leaves, and the path to its root."""

@@ -167,3 +167,55 @@ def _print_report(report: Report) -> None:
     if report.previous_size is not None:
         line += f", consistent with the previous checkpoint of size {report.previous_size:,}"
     click.echo(line + ".")
+
+
+@audit.command("inclusion")
+@click.argument("url")
+@click.argument("entry")
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The server's verifier key, obtained from the organizers.",
+)
+def inclusion_command(url: str, entry: str, key_file: Path) -> None:
+    """Check that a receipt's ENTRY is counted in the petition at URL.
+
+    ENTRY is the code shown on the thank-you page of a petition with receipts. The
+    latest checkpoint is checked against --key, then the server's inclusion proof
+    against that checkpoint. Run it over Tor: the server learns which entry is asked.
+    """
+    import base64
+    import binascii
+
+    from anonsign.audit.bundle import fetch_checkpoint, fetch_inclusion
+    from anonsign.audit.checkpoint import Checkpoint
+    from anonsign.audit.merkle import leaf_hash, verify_inclusion
+    from anonsign.crypto.notes import NoteVerifier
+    from anonsign.errors import AnonsignError
+
+    try:
+        raw = base64.urlsafe_b64decode(entry + "=" * (-len(entry) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise AnonsignError("ENTRY must be the 43-character code from the thank-you page.")
+    verifier = NoteVerifier.from_verifier_key(
+        _read_small_text(key_file, MAX_KEY_FILE_BYTES, "verifier key").strip()
+    )
+    checkpoint = Checkpoint.parse(verifier.open(fetch_checkpoint(url)))
+    if checkpoint.size == 0:
+        raise AnonsignError("The log is still empty: check again after the next batch.")
+    try:
+        proof = fetch_inclusion(url, raw, checkpoint.size)
+    except AnonsignError as exc:
+        raise AnonsignError(
+            f"Not in the published log of size {checkpoint.size} (yet): {exc.message} "
+            "The count is published in batches; try again later."
+        ) from None
+    verify_inclusion(leaf_hash(raw), proof.index, proof.size, list(proof.hashes), checkpoint.root)
+    click.echo(
+        f"OK: the entry is counted, as entry {proof.index + 1:,} of {checkpoint.size:,} in "
+        f"{checkpoint.origin}, in a checkpoint signed by {verifier.name}."
+    )
