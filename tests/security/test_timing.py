@@ -30,6 +30,7 @@ TIMING_ARGON2 = Argon2Params(time_cost=2, memory_kib=16384, parallelism=1)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("cpu-quiet")  # never beside the browser test
 def test_repeated_and_new_signatures_take_the_same_time(
     app: Flask, service: Service, organizer: OrganizerSecretKey
 ) -> None:

@@ -6,10 +6,11 @@ same page, so the answer tells a prober nothing about why it was refused.
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
+from flask.globals import request_ctx
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from anonsign.errors import PetitionClosed, PetitionNotFound
 
@@ -77,6 +78,17 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(_error: CSRFError) -> tuple[str, int]:
         return form_rejected()
+
+    @app.errorhandler(SecurityError)
+    def _untrusted_host(_error: SecurityError) -> tuple[str, int]:
+        # TRUSTED_HOSTS refused the Host header before routing, so this request has no URL
+        # adapter and url_for() (the stylesheet, the links) would fail into a bare 500 with
+        # none of our headers. Bind one for relative links only: the refused Host is
+        # never written into the page.
+        request_ctx.url_adapter = app.url_map.bind(
+            "localhost", script_name=request.script_root or "/", url_scheme=request.scheme
+        )
+        return error_page(400)
 
     @app.errorhandler(PetitionNotFound)
     def _not_found(_error: PetitionNotFound) -> tuple[str, int]:

@@ -71,11 +71,11 @@ def _remember_choice() -> None:
         session[SESSION_KEY] = chosen
 
 
-def _page_for_links() -> str:
+def page_for_links() -> str:
     """The path the language links point at: this page, or for a POST the page behind it.
 
     Only the path is kept, never the rest of the query string: the links then repeat
-    nothing a crafted URL put there.
+    nothing a crafted URL put there. ``Onion-Location`` (web.headers) starts from it too.
     """
     if request.method in ("GET", "HEAD"):
         return quote(request.script_root + request.path)
@@ -87,7 +87,7 @@ def _page_for_links() -> str:
 
 def _language_context() -> dict[str, object]:
     current = select_locale()
-    page = _page_for_links()
+    page = page_for_links()
     return {
         "html_lang": current,
         "html_dir": _DIRECTIONS[current],
