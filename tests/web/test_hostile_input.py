@@ -220,3 +220,9 @@ def test_random_bodies_never_get_a_5xx(
 ) -> None:
     answer = client.post(f"/p/{petition.slug}/sign", data=body, content_type=content_type)
     assert answer.status_code in ACCEPTABLE
+
+
+def test_options_and_trace_are_405(client: FlaskClient, petition: Petition) -> None:
+    for path in ["/", f"/p/{petition.slug}", f"/p/{petition.slug}/sign", "/static/style.css"]:
+        assert_clean_refusal(client.options(path), 405)
+        assert_clean_refusal(client.open(path, method="TRACE"), 405)

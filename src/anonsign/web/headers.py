@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import cast
 from urllib.parse import quote
 
-from flask import Flask, Response, current_app, request, send_from_directory
+from flask import Flask, Response, abort, current_app, request, send_from_directory
 
 from anonsign.config import Settings
 from anonsign.web import i18n
@@ -89,6 +89,13 @@ def static_file(filename: str) -> Response:
     return send_from_directory(folder, filename, max_age=None, etag=False, conditional=False)
 
 
+def refuse_options() -> None:
+    """Answer OPTIONS with 405 like any other unused method (no CORS, nothing to offer)."""
+    if request.method == "OPTIONS":
+        abort(405)
+
+
 def init_app(app: Flask) -> None:
     app.view_functions["static"] = static_file
+    app.before_request(refuse_options)
     app.after_request(add_security_headers)
