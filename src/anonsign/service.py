@@ -22,6 +22,7 @@ from anonsign.domain.petitions import (
     InvalidPetition,
     Petition,
     PetitionState,
+    PetitionText,
     Recipient,
     validate_slug,
     validate_text,
@@ -86,6 +87,7 @@ class Service:
         recipients: Sequence[Recipient],
         phone_region: str | None = None,
         receipts: bool = False,
+        translations: Sequence[PetitionText] = (),
     ) -> Petition:
         if not recipients:
             raise InvalidPetition(
@@ -95,6 +97,8 @@ class Service:
             phone_region = validate_region(phone_region) if phone_region else None
         elif phone_region:
             raise InvalidPetition("--region only applies to petitions signed with a phone number.")
+        if len({t.lang for t in translations}) != len(translations):
+            raise InvalidPetition("Give at most one translation per language.")
         if len(recipients) > MAX_RECIPIENTS:
             raise InvalidPetition(f"A petition can have at most {MAX_RECIPIENTS} organizer keys.")
         keys = {r.key.key_id for r in recipients}
@@ -114,6 +118,7 @@ class Service:
             recipients=tuple(recipients),
             log_origin=f"{self._log_signer.name}/{slug}",
             receipts=receipts,
+            translations=tuple(translations),
         )
         wrapped = wrap_pepper(self._master_key, petition.id, new_pepper())
         with self.db.writing() as session:

@@ -22,6 +22,7 @@ ALLOWED_COLUMNS = {
         "log_origin", "receipts",
     },
     "petition_recipients": {"petition_id", "key_id", "name", "public_key"},
+    "petition_texts": {"petition_id", "lang", "title", "text"},
     "signatures": {"petition_id", "dedup_key", "logged"},
     "log_leaves": {"petition_id", "idx", "entry"},
     "log_nodes": {"petition_id", "level", "idx", "hash"},

@@ -42,6 +42,38 @@ and give the demo passphrase printed when the demo started.
 """
 
 
+DEMO_TRANSLATIONS = {
+    "ru": (
+        "Демо: подпишите, не раскрывая себя",
+        """\
+Это **демонстрационная петиция**, запущенная на вашем компьютере.
+
+Попробуйте подписать её номером телефона из Туркменистана, например `+993 65 123456`,
+или тем же номером, записанным иначе (`00993 65 12 34 56`, `8 65 123456`): он будет
+учтён один раз. То, что вы вводите, никогда не сохраняется: сервер хранит только
+односторонний код, из которого нельзя восстановить ваш номер.
+
+Если вы оставите способ связи, он будет зашифрован так, что открыть его сможет только
+ключ организатора, который хранится на компьютере без доступа к интернету.
+""",
+    ),
+    "tk": (
+        "Demo: adyňyzy aýan etmezden gol çekiň",
+        """\
+Bu siziň kompýuteriňizde işleýän **görkezme petisiýasydyr**.
+
+Oňa Türkmenistanyň telefon belgisi bilen gol çekip görüň, meselem `+993 65 123456`,
+ýa-da şol belgini başgaça ýazyp görüň (`00993 65 12 34 56`, `8 65 123456`): ol diňe
+bir gezek hasaba alnar. Siziň ýazan zadyňyz hiç haçan saklanmaýar: serwer diňe yzyna
+öwrüp bolmaýan kody saklaýar.
+
+Eger siz bilen habarlaşmagyň ýoluny galdyrsaňyz, ol şifrlenýär we ony diňe internete
+birikdirilmedik kompýuterdäki guramaçynyň açary açyp biler.
+""",
+    ),
+}
+
+
 def demo_key_dir(settings: Settings) -> Path:
     return settings.instance_path / "demo"
 
@@ -51,7 +83,7 @@ def set_up_demo(settings: Settings) -> list[str]:
     from anonsign.crypto.keyfile import OrganizerSecretKey, encrypt_secret_key
     from anonsign.crypto.keys import load_public_key
     from anonsign.domain.identifiers import IdentifierKind
-    from anonsign.domain.petitions import Recipient
+    from anonsign.domain.petitions import Recipient, validate_translation
     from anonsign.errors import PetitionNotFound
     from anonsign.files import write_private_file
     from anonsign.instance import init_instance
@@ -84,6 +116,10 @@ def set_up_demo(settings: Settings) -> list[str]:
                 identifier_kind=IdentifierKind.PHONE,
                 phone_region="TM",
                 recipients=[Recipient(DEMO_KEY_NAME, load_public_key(pub_path))],
+                translations=[
+                    validate_translation(lang, title, text)
+                    for lang, (title, text) in DEMO_TRANSLATIONS.items()
+                ],
             )
             done.append(f"created demo petition /p/{DEMO_SLUG}")
     finally:

@@ -196,6 +196,17 @@ def petition() -> None:
     "a country code, as a two-letter code (e.g. TM).",
 )
 @click.option(
+    "--translation",
+    "translations",
+    multiple=True,
+    nargs=3,
+    type=(str, str, click.Path(dir_okay=False, path_type=Path)),
+    metavar="LANG TITLE FILE",
+    help="The title and text in another interface language (ru, tk, en), shown to "
+    "readers who choose it; repeat for each language. Example: "
+    "--translation ru 'Свободу прессе' text-ru.md",
+)
+@click.option(
     "--receipts",
     is_flag=True,
     help="Show each signer their entry in the public log, to check later that it was "
@@ -217,19 +228,24 @@ def create_petition(
     text_file: Path,
     identifier_kind: str,
     region: str | None,
+    translations: tuple[tuple[str, str, Path], ...],
     receipts: bool,
     recipients: tuple[Path, ...],
 ) -> None:
     """Create an open petition at /p/SLUG."""
     from anonsign.crypto.keys import load_public_key
     from anonsign.domain.identifiers import IdentifierKind
-    from anonsign.domain.petitions import InvalidPetition, Recipient
+    from anonsign.domain.petitions import InvalidPetition, Recipient, validate_translation
     from anonsign.service import Service
 
-    try:
-        text = text_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidPetition(f"Cannot read the text file {text_file}: {exc}.") from None
+    def read(path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidPetition(f"Cannot read the text file {path}: {exc}.") from None
+
+    text = read(text_file)
+    versions = [validate_translation(lang, t, read(path)) for lang, t, path in translations]
     keys = [Recipient(name=path.stem[:64], key=load_public_key(path)) for path in recipients]
     service = Service.open(_settings())
     try:
@@ -241,10 +257,13 @@ def create_petition(
             phone_region=region,
             recipients=keys,
             receipts=receipts,
+            translations=versions,
         )
     finally:
         service.close_connections()
     click.echo(f"Created petition {created.slug!r}: open at /p/{created.slug}")
+    for version in created.translations:
+        click.echo(f"  with a {version.lang} version: {version.title}")
     for recipient in created.recipients:
         click.echo(f"  contacts sealed to {recipient.name} ({recipient.key.fingerprint})")
 

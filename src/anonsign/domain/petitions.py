@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from anonsign.crypto.kdf import Argon2Params
 from anonsign.crypto.keys import OrganizerPublicKey
@@ -16,6 +16,9 @@ from anonsign.errors import AnonsignError
 class InvalidPetition(AnonsignError):
     """This petition cannot be created as given."""
 
+
+#: The interface languages; a petition may carry its title and text in each of them.
+LANGUAGES = ("en", "ru", "tk")
 
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 MAX_TITLE_CHARS = 200
@@ -36,6 +39,15 @@ class Recipient:
 
 
 @dataclass(frozen=True)
+class PetitionText:
+    """The petition's title and text in one more language, shown to readers of that language."""
+
+    lang: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Petition:
     id: str
     slug: str
@@ -51,6 +63,15 @@ class Petition:
     log_origin: str
     #: Show signers their log entry (off by default; see SECURITY.md on receipts).
     receipts: bool = False
+    #: Versions of the title and text in other languages (by language code).
+    translations: tuple[PetitionText, ...] = ()
+
+    def in_language(self, lang: str) -> Petition:
+        """This petition as a reader of ``lang`` sees it: translated if there is one."""
+        for version in self.translations:
+            if version.lang == lang:
+                return replace(self, title=version.title, text=version.text)
+        return self
 
     @property
     def is_open(self) -> bool:
@@ -91,3 +112,11 @@ def validate_text(text: str) -> str:
     if _has_control(text, allowed="\n\t"):
         raise InvalidPetition("The petition text contains control characters.")
     return text
+
+
+def validate_translation(lang: str, title: str, text: str) -> PetitionText:
+    if lang not in LANGUAGES:
+        raise InvalidPetition(
+            f"No interface language {lang!r}: a translation can be one of {', '.join(LANGUAGES)}."
+        )
+    return PetitionText(lang=lang, title=validate_title(title), text=validate_text(text))

@@ -73,6 +73,18 @@ class PetitionRow(Base):
     receipts: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
+class PetitionTextRow(Base):
+    """The petition's title and text in one more language."""
+
+    __tablename__ = "petition_texts"
+    __table_args__ = (NO_ROWID,)
+
+    petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
+    lang: Mapped[str] = mapped_column(String(8), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+
+
 class RecipientRow(Base):
     """An organizer public key that every contact of the petition is sealed to."""
 

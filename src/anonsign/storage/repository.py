@@ -18,9 +18,21 @@ from sqlalchemy.orm import Session
 from anonsign.crypto.kdf import Argon2Params
 from anonsign.crypto.keys import OrganizerPublicKey
 from anonsign.domain.identifiers import IdentifierKind
-from anonsign.domain.petitions import SLUG_PATTERN, Petition, PetitionState, Recipient
+from anonsign.domain.petitions import (
+    SLUG_PATTERN,
+    Petition,
+    PetitionState,
+    PetitionText,
+    Recipient,
+)
 from anonsign.errors import PetitionClosed, PetitionExists, PetitionNotFound
-from anonsign.storage.models import PetitionRow, RecipientRow, SealedContactRow, SignatureRow
+from anonsign.storage.models import (
+    PetitionRow,
+    PetitionTextRow,
+    RecipientRow,
+    SealedContactRow,
+    SignatureRow,
+)
 
 CONTACT_ID_SIZE = 16
 
@@ -52,6 +64,15 @@ class Repository:
                 receipts=petition.receipts,
             )
         )
+        for version in petition.translations:
+            self.session.add(
+                PetitionTextRow(
+                    petition_id=petition.id,
+                    lang=version.lang,
+                    title=version.title,
+                    text=version.text,
+                )
+            )
         for recipient in petition.recipients:
             self.session.add(
                 RecipientRow(
@@ -110,6 +131,14 @@ class Repository:
             ),
             log_origin=row.log_origin,
             receipts=row.receipts,
+            translations=tuple(
+                PetitionText(lang=t.lang, title=t.title, text=t.text)
+                for t in self.session.scalars(
+                    select(PetitionTextRow)
+                    .where(PetitionTextRow.petition_id == row.id)
+                    .order_by(PetitionTextRow.lang)
+                )
+            ),
         )
 
     def petition(self, slug: str, *, lock: str | None = None) -> Petition:

@@ -30,8 +30,10 @@ from babel import Locale
 from flask import Flask, request, session, url_for
 from flask_babel import Babel
 
+from anonsign.domain.petitions import LANGUAGES
+
 #: The locales a page can be in; the first is the default.
-LOCALES: Final = ("en", "ru", "tk")
+LOCALES: Final = LANGUAGES
 DEFAULT_LOCALE: Final = LOCALES[0]
 
 #: Each language named in itself, so a reader finds theirs whatever the page is in.

@@ -21,6 +21,7 @@ from anonsign.errors import ContactTooLong, InvalidInput
 from anonsign.service import Service
 from anonsign.web.errors import error_page, form_rejected
 from anonsign.web.forms import SignForm
+from anonsign.web.i18n import select_locale
 from anonsign.web.markup import render_petition_text
 
 bp = Blueprint("public", __name__)
@@ -98,19 +99,21 @@ def _render_petition(
 
 @bp.get("/")
 def index() -> str:
-    return render_template("public/index.html", petitions=service().petitions(open_only=True))
+    lang = select_locale()
+    petitions = [p.in_language(lang) for p in service().petitions(open_only=True)]
+    return render_template("public/index.html", petitions=petitions)
 
 
 @bp.get("/p/<slug>")
 def petition(slug: str) -> tuple[str, int]:
-    return _render_petition(service().petition(slug), SignForm())
+    return _render_petition(service().petition(slug).in_language(select_locale()), SignForm())
 
 
 @bp.post("/p/<slug>/sign")
 def sign(slug: str) -> tuple[str, int]:
     if _foreign_origin():
         return form_rejected()
-    petition = service().petition(slug)
+    petition = service().petition(slug).in_language(select_locale())
     if not petition.is_open:
         return error_page(410)
     form = SignForm()
