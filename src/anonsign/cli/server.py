@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -157,9 +158,22 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     from anonsign.cli.gunicorn_app import run_server
 
     settings = _settings()
+    if not any(
+        name in os.environ for name in ("ANONSIGN_PUBLISH_MIN", "ANONSIGN_PUBLISH_INTERVAL")
+    ):
+        # So that whoever tries the demo sees the count move: a real petition publishes
+        # in batches of at least 20, at most hourly (SECURITY.md, batched publication).
+        settings = settings.with_overrides(
+            publish_min=1, publish_interval=30, publisher_period=10.0
+        )
     for line in set_up_demo(settings):
         click.echo(line)
     click.echo(DEMO_BANNER, err=True)
+    click.echo(
+        f"The demo publishes the count every {settings.publish_interval} s once "
+        f"{settings.publish_min} new signature(s) wait.",
+        err=True,
+    )
     if not no_serve:
         click.echo(f"Serving the demo at http://{host}:{port}/p/demo  (Ctrl-C stops it)")
         run_server(settings, bind=f"{host}:{port}", workers=settings.workers)
