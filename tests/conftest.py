@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -198,6 +199,24 @@ def service(settings: Settings) -> Iterator[Service]:
 @pytest.fixture(scope="session")
 def organizer() -> OrganizerSecretKey:
     return OrganizerSecretKey.generate()
+
+
+def make_petition(
+    service: Service,
+    organizer: OrganizerSecretKey,
+    slug: str,
+    kind: IdentifierKind = IdentifierKind.EMAIL,
+    **options: Any,
+) -> Petition:
+    """An open petition named ``slug`` whose contacts are sealed to ``organizer``."""
+    return service.create_petition(
+        slug=slug,
+        title=options.pop("title", slug.replace("-", " ").capitalize()),
+        text=options.pop("text", f"The {slug} petition."),
+        identifier_kind=kind,
+        recipients=[Recipient("alice", organizer.public_key())],
+        **options,
+    )
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from anonsign.config import Settings
 from anonsign.crypto.keyfile import OrganizerSecretKey
 from anonsign.crypto.notes import LogSigner
 from anonsign.domain.identifiers import IdentifierKind
-from anonsign.domain.petitions import Recipient
 from anonsign.instance import load_log_signer
 from anonsign.service import Service
+from tests.conftest import make_petition
 from tests.live import Browser, free_port, running
 
 
@@ -34,14 +34,7 @@ def tampered(bundle: Path, to: Path) -> Path:
 def test_audit_against_a_real_server(
     tmp_path: Path, service: Service, settings: Settings, organizer: OrganizerSecretKey
 ) -> None:
-    service.create_petition(
-        slug="audited",
-        title="Audited",
-        text="Audited.",
-        identifier_kind=IdentifierKind.TEXT,
-        recipients=[Recipient("alice", organizer.public_key())],
-        receipts=True,
-    )
+    make_petition(service, organizer, "audited", IdentifierKind.TEXT, receipts=True)
     port = free_port()
     env = {
         "ANONSIGN_INSTANCE": str(settings.instance_path),

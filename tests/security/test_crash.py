@@ -20,12 +20,12 @@ from anonsign.config import Settings
 from anonsign.crypto.keyfile import OrganizerSecretKey
 from anonsign.crypto.master import unwrap_pepper
 from anonsign.domain.identifiers import IdentifierKind
-from anonsign.domain.petitions import Recipient
 from anonsign.domain.signing import prepare_signature
 from anonsign.instance import load_master_key
 from anonsign.service import Service
 from anonsign.storage.models import SignatureRow
 from anonsign.storage.repository import Repository
+from tests.conftest import make_petition
 from tests.live import Browser, free_port, running
 
 CLIENTS = 4
@@ -52,13 +52,7 @@ RUN_SECONDS = 2.0
 def test_acknowledged_signatures_survive_kill_9(
     tmp_path: Path, service: Service, settings: Settings, organizer: OrganizerSecretKey
 ) -> None:
-    service.create_petition(
-        slug="crash",
-        title="Crash",
-        text="Crash test.",
-        identifier_kind=IdentifierKind.TEXT,
-        recipients=[Recipient("alice", organizer.public_key())],
-    )
+    make_petition(service, organizer, "crash", IdentifierKind.TEXT)
     port = free_port()
     env = {
         "ANONSIGN_INSTANCE": str(settings.instance_path),

@@ -19,10 +19,8 @@ from flask import Flask
 
 from anonsign.crypto.kdf import Argon2Params
 from anonsign.crypto.keyfile import OrganizerSecretKey
-from anonsign.domain.identifiers import IdentifierKind
-from anonsign.domain.petitions import Recipient
 from anonsign.service import Service
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, make_petition
 
 ROUNDS = 60
 #: Cheaper than production (64 MiB, t=3) to keep the suite quick, costly enough to dominate.
@@ -35,13 +33,7 @@ def test_repeated_and_new_signatures_take_the_same_time(
     app: Flask, service: Service, organizer: OrganizerSecretKey
 ) -> None:
     service.settings = service.settings.with_overrides(argon2=TIMING_ARGON2)
-    petition = service.create_petition(
-        slug="timing",
-        title="Timing",
-        text="Timing.",
-        identifier_kind=IdentifierKind.EMAIL,
-        recipients=[Recipient("alice", organizer.public_key())],
-    )
+    petition = make_petition(service, organizer, "timing")
     assert petition.argon2 == TIMING_ARGON2
     client = app.test_client()
     token = csrf_token(client.get("/p/timing").get_data(as_text=True))

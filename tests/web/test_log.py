@@ -21,9 +21,9 @@ from anonsign.config import Settings
 from anonsign.crypto.keyfile import OrganizerSecretKey
 from anonsign.crypto.notes import NoteVerifier
 from anonsign.domain.identifiers import IdentifierKind
-from anonsign.domain.petitions import Petition, Recipient
+from anonsign.domain.petitions import Petition
 from anonsign.service import Service
-from tests.conftest import sign
+from tests.conftest import make_petition, sign
 
 
 def checkpoint_over_http(client: FlaskClient, slug: str) -> Checkpoint:
@@ -105,13 +105,7 @@ def test_default_settings_do_not_move_the_count_for_one_signature(
     init_instance(defaults, dev=True)
     service = Service.open(defaults, migrate=True)
     try:
-        service.create_petition(
-            slug="quiet",
-            title="Quiet",
-            text="Quiet.",
-            identifier_kind=IdentifierKind.EMAIL,
-            recipients=[Recipient("alice", organizer.public_key())],
-        )
+        make_petition(service, organizer, "quiet")
         service.sign("quiet", "lonely@example.org", "")
         assert service.publish_due() == []
         assert service.publish("quiet", force=False) is None
@@ -134,13 +128,7 @@ def test_due_batches_publish_once_min_and_interval_are_met(
     init_instance(quick, dev=True)
     service = Service.open(quick, migrate=True)
     try:
-        service.create_petition(
-            slug="batches",
-            title="Batches",
-            text="Batches.",
-            identifier_kind=IdentifierKind.TEXT,
-            recipients=[Recipient("alice", organizer.public_key())],
-        )
+        make_petition(service, organizer, "batches", IdentifierKind.TEXT)
         for i in range(2):
             service.sign("batches", f"id-{i}", "")
         assert service.publish_due() == []
@@ -260,14 +248,7 @@ def test_receipts_are_off_by_default(client: FlaskClient, petition: Petition) ->
 def test_receipt_is_the_same_for_a_repeat_and_proves_inclusion(
     client: FlaskClient, service: Service, organizer: OrganizerSecretKey
 ) -> None:
-    petition = service.create_petition(
-        slug="with-receipts",
-        title="With receipts",
-        text="Receipts on.",
-        identifier_kind=IdentifierKind.EMAIL,
-        recipients=[Recipient("alice", organizer.public_key())],
-        receipts=True,
-    )
+    petition = make_petition(service, organizer, "with-receipts", receipts=True)
     first = sign(client, petition.slug, "keeper@example.org").get_data(as_text=True)
     repeat = sign(client, petition.slug, "Keeper@Example.org").get_data(as_text=True)
     assert first == repeat

@@ -11,20 +11,19 @@ from flask.testing import FlaskClient
 from anonsign.cli import main
 from anonsign.config import Settings
 from anonsign.crypto.keyfile import OrganizerSecretKey
-from anonsign.domain.identifiers import IdentifierKind
-from anonsign.domain.petitions import InvalidPetition, Recipient, validate_translation
+from anonsign.domain.petitions import InvalidPetition, validate_translation
 from anonsign.service import Service
-from tests.conftest import sign
+from tests.conftest import make_petition, sign
 
 
 @pytest.fixture
 def translated(service: Service, organizer: OrganizerSecretKey) -> str:
-    service.create_petition(
-        slug="three-languages",
+    make_petition(
+        service,
+        organizer,
+        "three-languages",
         title="Free the press",
         text="Release **every** journalist.",
-        identifier_kind=IdentifierKind.EMAIL,
-        recipients=[Recipient("alice", organizer.public_key())],
         translations=[
             validate_translation("ru", "Свободу прессе", "Освободите **всех** журналистов."),
             validate_translation("tk", "Metbugata azatlyk", "Ähli žurnalistleri boşadyň."),
@@ -63,14 +62,7 @@ def test_unknown_language_or_duplicate_translation_is_refused(
         validate_translation("fr", "Liberté", "Texte.")
     version = validate_translation("ru", "Раз", "Текст.")
     with pytest.raises(InvalidPetition, match="one translation per language"):
-        service.create_petition(
-            slug="twice",
-            title="Twice",
-            text="Text.",
-            identifier_kind=IdentifierKind.EMAIL,
-            recipients=[Recipient("alice", organizer.public_key())],
-            translations=[version, version],
-        )
+        make_petition(service, organizer, "twice", translations=[version, version])
 
 
 def test_cli_creates_translations(

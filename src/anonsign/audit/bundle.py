@@ -247,18 +247,19 @@ def write_bundle(
 # --- reading ------------------------------------------------------------------------------
 
 
-def _read_text(path: Path, limit: int) -> str:
+def read_small_text(path: Path, limit: int, what: str = "small text file") -> str:
+    """A small UTF-8 file, read without ever holding more than ``limit`` bytes of it."""
     try:
         with path.open("rb") as fh:
             data = fh.read(limit + 1)
     except OSError as exc:
-        raise BundleError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+        raise BundleError(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from None
     if len(data) > limit:
-        raise BundleError(f"{path} is larger than {limit:,} bytes, expected a small text file.")
+        raise BundleError(f"{path} is larger than {limit:,} bytes, expected a {what}.")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise BundleError(f"{path} is not UTF-8 text, expected a text file.") from None
+        raise BundleError(f"{path} is not UTF-8 text, expected a {what}.") from None
 
 
 def read_bundle(path: Path) -> Bundle:
@@ -269,7 +270,7 @@ def read_bundle(path: Path) -> Bundle:
         )
     meta_path = path / META_FILE
     try:
-        meta: Any = json.loads(_read_text(meta_path, MAX_META_BYTES))
+        meta: Any = json.loads(read_small_text(meta_path, MAX_META_BYTES))
     except ValueError:
         raise BundleError(
             f"{meta_path} is not valid JSON, expected a bundle description."
@@ -298,8 +299,8 @@ def read_bundle(path: Path) -> Bundle:
         path=path,
         origin=origin,
         source=source,
-        key_text=_read_text(path / KEY_FILE, MAX_KEY_BYTES),
-        checkpoint_note=_read_text(path / CHECKPOINT_FILE, MAX_CHECKPOINT_BYTES),
+        key_text=read_small_text(path / KEY_FILE, MAX_KEY_BYTES),
+        checkpoint_note=read_small_text(path / CHECKPOINT_FILE, MAX_CHECKPOINT_BYTES),
     )
 
 

@@ -37,19 +37,9 @@ def audit() -> None:
 
 
 def _read_small_text(path: Path, limit: int, what: str) -> str:
-    from anonsign.errors import AnonsignError
+    from anonsign.audit.bundle import read_small_text
 
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        raise AnonsignError(f"Cannot read the {what} {path}: {exc.strerror or exc}.") from None
-    if len(data) > limit:
-        raise AnonsignError(f"{path} is larger than {limit:,} bytes, expected a {what}.")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise AnonsignError(f"{path} is not UTF-8 text, expected a {what}.") from None
+    return read_small_text(path, limit, what)
 
 
 def _fetch_with_progress(url: str, out: Path) -> Bundle:
