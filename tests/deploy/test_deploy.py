@@ -37,7 +37,7 @@ from anonsign.cli import gunicorn_app
 from anonsign.cli.gunicorn_app import PrivateLogger, gunicorn_options
 from anonsign.config import Settings, load_settings
 from anonsign.domain.petitions import Petition
-from tests.live import ANONSIGN, Browser, free_port, wait_for_port
+from tests.live import ANONSIGN, Browser, free_port, stop_group, wait_for_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SOCKET = "/run/anonsign/anonsign.sock"
@@ -303,13 +303,7 @@ def gunicorn_from_conf(env: Mapping[str, str], sock: Path, log: Path) -> Iterato
                 time.sleep(0.1)
             yield
         finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            stop_group(process)
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
