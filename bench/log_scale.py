@@ -59,15 +59,15 @@ def _petition(service, slug: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def _add_pending(service, petition_id: str, count: int) -> None:  # type: ignore[no-untyped-def]
-    from anonsign.storage.models import SignatureRow
+    from anonsign.storage.models import PendingSignatureRow
 
     with service.db.writing() as session:
         for start in range(0, count, 50_000):
             rows = [
-                {"petition_id": petition_id, "dedup_key": os.urandom(32)}
+                {"petition_id": petition_id, "id": os.urandom(16), "dedup_key": os.urandom(32)}
                 for _ in range(min(50_000, count - start))
             ]
-            session.execute(insert(SignatureRow), rows)
+            session.execute(insert(PendingSignatureRow), rows)
 
 
 def phase_publish(instance: Path, entries: int) -> dict[str, float]:

@@ -53,6 +53,15 @@ graceful_timeout = _options["graceful_timeout"]
 workers = _options["workers"]
 worker_class = _options["worker_class"]
 proc_name = _options["proc_name"]
+# `anonsign petition close`, `emergency-close` and `lock` find the server by this file.
+# (None while the instance folder is missing: on_starting below then says what to do,
+# instead of gunicorn's own complaint that it cannot write the file.)
+pidfile = _options["pidfile"] if _settings.instance_path.is_dir() else None
+# Workers are replaced after a bounded number of requests and a bounded age, so what
+# one held of a submission does not stay long in a live process (SECURITY.md).
+max_requests = _options["max_requests"]
+max_requests_jitter = _options["max_requests_jitter"]
+post_worker_init = _options["post_worker_init"]
 
 # The app, built in each worker with logging through the privacy filter from the start.
 wsgi_app = "anonsign.wsgi:app"

@@ -56,6 +56,11 @@ class Settings:
     publish_interval: int = DEFAULT_PUBLISH_INTERVAL
     #: How often each server process looks for a due batch (0: no background publisher).
     publisher_period: float = 60.0
+    #: A worker process is replaced after about this many requests ...
+    worker_max_requests: int = 500
+    #: ... or this many seconds, whichever comes first (0: no age limit): what a worker
+    #: held of a submission leaves with it (SECURITY.md, "memory residue").
+    worker_max_age: float = 600.0
     #: The log's name for a new instance (its signing key's name, and the first part of
     #: every petition's origin). Read by ``init`` only; the key file keeps it afterwards.
     log_name: str = "anonsign"
@@ -67,6 +72,12 @@ class Settings:
     @property
     def log_key_file(self) -> Path:
         return self.instance_path / "log.key"
+
+    @property
+    def pid_file(self) -> Path:
+        """Where ``serve`` writes the server's process id, so that ``petition close``,
+        ``emergency-close`` and ``lock`` can reach the processes that hold secrets."""
+        return self.instance_path / "server.pid"
 
     @property
     def sealed_master_key_file(self) -> Path:
@@ -143,6 +154,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         publish_min=_int(env, "PUBLISH_MIN", DEFAULT_PUBLISH_MIN, 0),
         publish_interval=_int(env, "PUBLISH_INTERVAL", DEFAULT_PUBLISH_INTERVAL, 0),
         publisher_period=float(_int(env, "PUBLISHER_PERIOD", 60, 0)),
+        worker_max_requests=_int(env, "WORKER_MAX_REQUESTS", 500, 10),
+        worker_max_age=float(_int(env, "WORKER_MAX_AGE", 600, 0)),
         log_name=(env.get(ENV_PREFIX + "LOG_NAME") or "anonsign").strip() or "anonsign",
     )
     return settings.with_overrides(**overrides) if overrides else settings

@@ -2,12 +2,20 @@
 
 The folder is created 0700 and each secret file 0600, written atomically, so a
 half-written key never exists. The session key signs the CSRF cookie; the log key signs
-checkpoints; the **master key** wraps every open petition's pepper, so it never rests in
-clear on persistent disk (SECURITY.md, "pepper lifecycle"): the disk holds it sealed
-under the operator's unlock passphrase, and ``unlock`` puts it in memory-backed storage
-(tmpfs) after each boot. Only the demo and the tests keep a clear ``DEV-ONLY`` copy in
-the folder. ``init`` is idempotent: running it again keeps existing secrets (replacing
-the master key would make every open petition's pepper unreadable).
+checkpoints; the **server keys** (the master key, which wraps every open petition's
+pepper, and the store key, which encrypts the database) never rest in clear on
+persistent disk (SECURITY.md, "pepper lifecycle"): the disk holds them sealed under the
+operator's unlock passphrase, and ``unlock`` puts them in memory-backed storage (tmpfs)
+after each boot. Only the demo and the tests keep a clear ``DEV-ONLY`` copy in the
+folder. ``init`` is idempotent: running it again keeps existing secrets (replacing the
+master key would make every open petition's pepper unreadable).
+
+Closing a petition replaces the master key (:func:`stage_rotation`, then
+:func:`finish_rotation`): the new keys are first written beside the current ones as
+``*.next``, the database is rewrapped under them in one transaction, then the ``.next``
+files replace the current ones. A crash between those steps leaves both, and
+``Service.open`` keeps whichever the database agrees with, so no crash can leave open
+petitions with peppers nobody can unwrap.
 """
 
 from __future__ import annotations
@@ -19,8 +27,8 @@ import secrets
 from pathlib import Path
 
 from anonsign.config import Settings
-from anonsign.crypto.lock import open_master_key, seal_master_key
-from anonsign.crypto.master import MASTER_KEY_SIZE, new_master_key
+from anonsign.crypto.lock import open_server_keys, seal_server_keys
+from anonsign.crypto.master import SERVER_KEYS_SIZE, ServerKeys
 from anonsign.crypto.notes import LogSigner
 from anonsign.errors import AnonsignError, ConfigError, NotInitialized
 from anonsign.files import write_private_file
@@ -29,7 +37,7 @@ SESSION_KEY_SIZE = 32
 LOG_KEY_HEADER = "anonsign-log-key-v1"
 
 
-def _read_secret(path: Path, size: int, what: str) -> bytes:
+def _read_secret(path: Path, sizes: tuple[int, ...], what: str) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -38,9 +46,19 @@ def _read_secret(path: Path, size: int, what: str) -> bytes:
         ) from None
     except OSError as exc:
         raise ConfigError(f"Cannot read the {what} ({path}): {exc.strerror}.") from None
-    if len(data) != size:
-        raise ConfigError(f"The {what} ({path}) is damaged: expected {size} bytes.")
+    if len(data) not in sizes:
+        raise ConfigError(f"The {what} ({path}) is damaged: expected {sizes[0]} bytes.")
     return data
+
+
+def next_path(path: Path) -> Path:
+    """Where a rotation stages the new version of a key file."""
+    return path.with_name(path.name + ".next")
+
+
+def _key_bytes(keys: ServerKeys) -> bytes:
+    # A v1 instance (no store key yet) keeps its 32-byte form until `init` converts it.
+    return keys.master if keys.store is None else keys.to_bytes()
 
 
 class InstanceLocked(NotInitialized):
@@ -55,13 +73,27 @@ def has_master_key(settings: Settings) -> bool:
     return settings.sealed_master_key_file.exists() or settings.dev_master_key_file.exists()
 
 
+def needs_passphrase(settings: Settings) -> bool:
+    """Whether ``init`` must seal something: a new instance, or a v1 one to convert."""
+    if uses_dev_master_key(settings):
+        return False
+    if not has_master_key(settings):
+        return True
+    try:
+        return load_server_keys(settings).store is None
+    except NotInitialized:
+        return True
+
+
 def init_instance(
     settings: Settings, *, dev: bool = False, passphrase: str | None = None
 ) -> list[str]:
     """Create what is missing (folder, secrets); return a line per thing created.
 
-    A new master key is sealed under ``passphrase`` and unlocked at once; with ``dev``
-    it is kept in clear in the instance folder instead (demo and tests only).
+    New server keys are sealed under ``passphrase`` and unlocked at once; with ``dev``
+    they are kept in clear in the instance folder instead (demo and tests only). An
+    instance from before the store was encrypted (a master key without a store key)
+    gets its store key here; the caller then encrypts the database with it.
     """
     created: list[str] = []
     folder = settings.instance_path
@@ -69,22 +101,27 @@ def init_instance(
         folder.mkdir(mode=0o700, parents=True)
         created.append(f"instance folder {folder}")
     if not has_master_key(settings):
-        master_key = new_master_key()
+        keys = ServerKeys.generate()
         if dev:
-            write_private_file(settings.dev_master_key_file, master_key)
+            write_private_file(settings.dev_master_key_file, keys.to_bytes())
             created.append(
-                f"DEV-ONLY master key in clear {settings.dev_master_key_file} "
+                f"DEV-ONLY server keys in clear {settings.dev_master_key_file} "
                 "(never use this instance for a real petition)"
             )
         else:
-            if not passphrase:
-                raise NotInitialized(
-                    "A new instance needs an unlock passphrase to seal its master key."
-                )
-            sealed = seal_master_key(master_key, passphrase)
-            write_private_file(settings.sealed_master_key_file, sealed.encode("ascii"))
-            created.append(f"sealed master key {settings.sealed_master_key_file}")
-            created.append(f"unlocked master key {write_unlocked(settings, master_key)}")
+            _seal_and_unlock(settings, keys, passphrase)
+            created.append(f"sealed server keys {settings.sealed_master_key_file}")
+            created.append(f"unlocked server keys {settings.unlocked_master_key_file}")
+    else:
+        keys = load_server_keys(settings)
+        if keys.store is None:
+            keys = keys.with_store_key()
+            if uses_dev_master_key(settings):
+                write_private_file(settings.dev_master_key_file, keys.to_bytes(), overwrite=True)
+            else:
+                _check_passphrase(settings, keys, passphrase)
+                _seal_and_unlock(settings, keys, passphrase, overwrite=True)
+            created.append("store key (the database is encrypted with it from now on)")
     if not settings.session_key_file.exists():
         write_private_file(settings.session_key_file, secrets.token_bytes(SESSION_KEY_SIZE))
         created.append(f"session key {settings.session_key_file}")
@@ -121,22 +158,124 @@ def load_log_signer(settings: Settings) -> LogSigner:
         raise ConfigError(f"The log signing key ({path}) is damaged.") from None
 
 
-def load_master_key(settings: Settings) -> bytes:
-    """The master key: explicit file, else the DEV-ONLY copy, else the unlocked one."""
-    if settings.master_key_file is None and settings.dev_master_key_file.exists():
-        return _read_secret(settings.dev_master_key_file, MASTER_KEY_SIZE, "dev master key")
-    path = settings.unlocked_master_key_file
-    if not path.exists():
+def _seal_and_unlock(
+    settings: Settings, keys: ServerKeys, passphrase: str | None, *, overwrite: bool = False
+) -> None:
+    if not passphrase:
+        raise NotInitialized("A new instance needs an unlock passphrase to seal its keys.")
+    sealed = seal_server_keys(keys, passphrase)
+    write_private_file(settings.sealed_master_key_file, sealed.encode("ascii"), overwrite=overwrite)
+    write_unlocked(settings, keys)
+
+
+def _check_passphrase(settings: Settings, keys: ServerKeys, passphrase: str | None) -> None:
+    """Refuse to reseal under a passphrase that does not open the current sealed keys."""
+    if not passphrase:
+        raise NotInitialized("Sealing the server keys again needs the unlock passphrase.")
+    sealed = _read_sealed(settings)
+    if open_server_keys(sealed, passphrase).master != keys.master:
+        raise ConfigError(
+            "The unlocked master key is not the sealed one: run `anonsign lock`, then "
+            "`anonsign unlock`, and try again."
+        )
+
+
+def _read_sealed(settings: Settings) -> str:
+    try:
+        return settings.sealed_master_key_file.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise NotInitialized(
+            f"No sealed server keys in {settings.instance_path}; run `anonsign init` first."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read the sealed server keys: {exc}.") from None
+
+
+def _current_key_file(settings: Settings) -> Path:
+    if uses_dev_master_key(settings):
+        return settings.dev_master_key_file
+    return settings.unlocked_master_key_file
+
+
+def load_server_keys(settings: Settings, *, staged: bool = False) -> ServerKeys:
+    """The server keys: explicit file, else the DEV-ONLY copy, else the unlocked one.
+
+    With ``staged``, the keys a rotation has staged (``*.next``) instead.
+    """
+    path = _current_key_file(settings)
+    if staged:
+        path = next_path(path)
+    elif not path.exists():
         if settings.sealed_master_key_file.exists():
             raise InstanceLocked(
-                f"The instance is locked (no unlocked master key at {path}): run "
+                f"The instance is locked (no unlocked server keys at {path}): run "
                 "`anonsign unlock` with the unlock passphrase; it is needed after every reboot."
             )
         raise NotInitialized(
-            f"This instance has no master key ({settings.instance_path}); "
+            f"This instance has no server keys ({settings.instance_path}); "
             "run `anonsign init` first."
         )
-    return _read_secret(path, MASTER_KEY_SIZE, "unlocked master key")
+    data = _read_secret(path, (SERVER_KEYS_SIZE, SERVER_KEYS_SIZE // 2), "unlocked server keys")
+    return ServerKeys.from_bytes(data)
+
+
+def rotation_pending(settings: Settings) -> bool:
+    return next_path(_current_key_file(settings)).exists()
+
+
+def stage_rotation(settings: Settings, passphrase: str | None) -> ServerKeys:
+    """Write new server keys (a new master key) beside the current ones; return them.
+
+    A production instance reseals under the unlock passphrase, checked against the
+    current sealed keys first; a DEV instance needs none.
+    """
+    keys = load_server_keys(settings)
+    if keys.store is None:
+        raise NotInitialized("This instance has no store key yet; run `anonsign init` first.")
+    new = keys.rotated()
+    current = _current_key_file(settings)
+    if not uses_dev_master_key(settings):
+        _check_passphrase(settings, keys, passphrase)
+        assert passphrase is not None  # checked just above
+        sealed = seal_server_keys(new, passphrase)
+        write_private_file(
+            next_path(settings.sealed_master_key_file), sealed.encode("ascii"), overwrite=True
+        )
+    write_private_file(next_path(current), new.to_bytes(), overwrite=True)
+    return new
+
+
+def finish_rotation(settings: Settings) -> None:
+    """Make the staged keys the current ones (after the database was rewrapped)."""
+    current = _current_key_file(settings)
+    sealed_next = next_path(settings.sealed_master_key_file)
+    if sealed_next.exists() and not uses_dev_master_key(settings):
+        os.replace(sealed_next, settings.sealed_master_key_file)
+    if next_path(current).exists():
+        # The old file's blocks: overwritten first, where the file system allows it.
+        _overwrite(current)
+        os.replace(next_path(current), current)
+
+
+def abandon_rotation(settings: Settings) -> None:
+    """Forget staged keys the database never used (a rotation that failed before commit)."""
+    for path in (
+        next_path(_current_key_file(settings)),
+        next_path(settings.sealed_master_key_file),
+    ):
+        if path.exists():
+            _overwrite(path)
+            path.unlink()
+
+
+def _overwrite(path: Path) -> None:
+    if not path.exists():
+        return
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.write(bytes(size))
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def uses_dev_master_key(settings: Settings) -> bool:
@@ -164,8 +303,8 @@ def _filesystem_type(path: Path) -> str:
 MEMORY_FILESYSTEMS = {"tmpfs", "ramfs"}
 
 
-def write_unlocked(settings: Settings, master_key: bytes, *, allow_disk: bool = False) -> Path:
-    """Put the master key where the service reads it; refuse persistent storage."""
+def write_unlocked(settings: Settings, keys: ServerKeys, *, allow_disk: bool = False) -> Path:
+    """Put the server keys where the service reads them; refuse persistent storage."""
     path = settings.unlocked_master_key_file
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     kind = _filesystem_type(path.parent)
@@ -175,41 +314,41 @@ def write_unlocked(settings: Settings, master_key: bytes, *, allow_disk: bool = 
             "outlive a power-off there. Set ANONSIGN_MASTER_KEY_FILE to a path on tmpfs "
             "(such as /run/anonsign-unlock/master.key)."
         )
-    write_private_file(path, master_key, overwrite=True)
+    write_private_file(path, _key_bytes(keys), overwrite=True)
     return path
 
 
 def unlock(settings: Settings, passphrase: str, *, allow_disk: bool = False) -> Path:
-    """Open the sealed master key and put it in memory-backed storage; return where."""
-    try:
-        text = settings.sealed_master_key_file.read_text(encoding="ascii")
-    except FileNotFoundError:
-        if settings.dev_master_key_file.exists():
-            raise AnonsignError(
-                "This is a DEV instance: its master key is in clear on disk; nothing to unlock."
-            ) from None
-        raise NotInitialized(
-            f"No sealed master key in {settings.instance_path}; run `anonsign init` first."
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read the sealed master key: {exc}.") from None
-    return write_unlocked(settings, open_master_key(text, passphrase), allow_disk=allow_disk)
+    """Open the sealed server keys and put them in memory-backed storage; return where."""
+    if not settings.sealed_master_key_file.exists() and settings.dev_master_key_file.exists():
+        raise AnonsignError(
+            "This is a DEV instance: its keys are in clear on disk; nothing to unlock."
+        )
+    keys = open_server_keys(_read_sealed(settings), passphrase)
+    path = write_unlocked(settings, keys, allow_disk=allow_disk)
+    staged = next_path(settings.sealed_master_key_file)
+    if staged.exists():
+        # A close was interrupted after staging new keys: unlock them too, and let the
+        # next close (under the database lock) keep whichever the database uses.
+        text = staged.read_text(encoding="ascii")
+        write_private_file(
+            next_path(path), _key_bytes(open_server_keys(text, passphrase)), overwrite=True
+        )
+    return path
 
 
 def forget_unlocked_key(settings: Settings) -> Path | None:
-    """Overwrite and delete the unlocked master key (``lock``, ``emergency-close``)."""
-    path = settings.unlocked_master_key_file
-    if settings.master_key_file is None and settings.dev_master_key_file.exists():
-        path = settings.dev_master_key_file
+    """Overwrite and delete the unlocked server keys (``lock``, ``emergency-close``)."""
+    path = _current_key_file(settings)
+    if next_path(path).exists():
+        _overwrite(next_path(path))
+        next_path(path).unlink()
     if not path.exists():
         return None
-    with path.open("r+b") as handle:
-        handle.write(bytes(MASTER_KEY_SIZE))
-        handle.flush()
-        os.fsync(handle.fileno())
+    _overwrite(path)
     path.unlink()
     return path
 
 
 def load_session_key(settings: Settings) -> bytes:
-    return _read_secret(settings.session_key_file, SESSION_KEY_SIZE, "session key")
+    return _read_secret(settings.session_key_file, (SESSION_KEY_SIZE,), "session key")

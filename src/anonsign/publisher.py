@@ -2,10 +2,12 @@
 
 The count must not move with each signature, or watching it would tell an observer that
 the person they just saw at a keyboard signed (SECURITY.md, "batched publication"). So
-pending signatures are integrated only when at least ``publish_min`` are waiting *and*
-``publish_interval`` seconds have passed since the hour of the last checkpoint; within a
-batch, entries are sorted by value, never by arrival. Closing a petition publishes
-whatever is pending.
+pending signatures are integrated only when at least ``publish_min`` new ones are
+waiting *and* ``publish_interval`` seconds have passed since the hour of the last
+checkpoint; within a batch, entries are sorted by value, never by arrival, and repeats
+are folded away. A batch drains the pending tables (its contacts move to
+``sealed_contacts`` by random id), so the order in which its signatures arrived is kept
+nowhere once it is published. Closing a petition publishes whatever is pending.
 
 Publishing runs inside one database transaction that holds the petition's row lock
 (``BEGIN IMMEDIATE`` on SQLite, ``FOR NO KEY UPDATE`` on PostgreSQL), so any number of
@@ -83,8 +85,12 @@ def publish(
         return _sign(store, petition, signer, Checkpoint(petition.log_origin, 0, empty_root()), now)
     if policy is not None and not policy.due(store.pending_count(), last, now):
         return None
-    pending = store.pending()
-    if not pending:
+    batch = store.pending_batch()
+    if not batch.entries:
+        if policy is None:
+            # Forced (closing, or by hand): repeats and contacts left since the last
+            # batch are drained too, so nothing pending outlives the petition.
+            store.drain(batch)
         return None
     previous = checkpoint_of(last, signer)
     if store.compact_range(last.size).root() != previous.root:
@@ -92,7 +98,8 @@ def publish(
             f"The stored log of {petition.slug!r} does not match its checkpoint of size "
             f"{last.size}; refusing to sign a new one."
         )
-    tree = store.append(last.size, pending)
+    tree = store.append(last.size, batch.entries)
+    store.drain(batch)
     return _sign(
         store, petition, signer, Checkpoint(petition.log_origin, tree.size, tree.root()), now
     )

@@ -3,6 +3,12 @@
 This is where the server's secrets meet storage: a petition's pepper is unwrapped with
 the master key only for the moment a signature is prepared, and the costly Argon2id
 step runs outside any database transaction so signers do not queue on a lock.
+
+Closing a petition replaces the master key (SECURITY.md, "close reaches every
+process"): the open petitions' peppers are rewrapped under a new one in the same
+transaction that forgets the closed petition's pepper, so the master key any process
+held before the close opens nothing that is still stored. A process that still holds
+the old key finds the new one in the instance's key files on its next signature.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from dataclasses import dataclass
 from anonsign.audit.merkle import consistency_proof, inclusion_proof
 from anonsign.config import Settings
 from anonsign.crypto.dedup import new_pepper, new_salt
-from anonsign.crypto.master import unwrap_pepper, wrap_pepper
+from anonsign.crypto.master import ServerKeys, unwrap_pepper, wrap_pepper
 from anonsign.crypto.notes import LogSigner
 from anonsign.crypto.seal import MAX_RECIPIENTS
 from anonsign.domain.identifiers import IdentifierKind, validate_region
@@ -29,13 +35,24 @@ from anonsign.domain.petitions import (
     validate_title,
 )
 from anonsign.domain.signing import prepare_signature
-from anonsign.errors import AnonsignError, PetitionClosed
-from anonsign.instance import load_log_signer, load_master_key
+from anonsign.errors import AnonsignError, MasterKeyMismatch, NotInitialized, PetitionClosed
+from anonsign.instance import (
+    abandon_rotation,
+    finish_rotation,
+    load_log_signer,
+    load_server_keys,
+    rotation_pending,
+    stage_rotation,
+)
 from anonsign.publisher import PublishPolicy, publish
-from anonsign.storage.db import Database
+from anonsign.storage.db import Database, sqlite_path
+from anonsign.storage.encrypt import StoreState, store_state
 from anonsign.storage.log_store import LogStore, StoredCheckpoint
 from anonsign.storage.migrate import upgrade
 from anonsign.storage.repository import Repository
+
+#: Tables a batch drains: rewritten after each batch on PostgreSQL (SQLite zeroes in place).
+PENDING_TABLES = ("pending_signatures", "pending_contacts")
 
 #: Most leaves one request may ask for: bounded memory per request, any log size.
 MAX_LEAVES_PAGE = 1000
@@ -54,23 +71,29 @@ class PetitionSummary:
 
 class Service:
     def __init__(
-        self, settings: Settings, db: Database, master_key: bytes, log_signer: LogSigner
+        self, settings: Settings, db: Database, keys: ServerKeys, log_signer: LogSigner
     ) -> None:
         self.settings = settings
         self.db = db
-        self._master_key = master_key
+        self._keys = keys
         self._log_signer = log_signer
         self.policy = PublishPolicy(settings.publish_min, settings.publish_interval)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = False) -> Service:
-        """Connect to the instance's database with its master key and log key."""
-        master_key = load_master_key(settings)
+        """Connect to the instance's database with its server keys and log key."""
+        keys = load_server_keys(settings)
         log_signer = load_log_signer(settings)
-        db = Database(settings.database_url)
+        path = sqlite_path(settings.database_url)
+        if path is not None and (keys.store is None or store_state(path) is StoreState.PLAIN):
+            raise NotInitialized(
+                "This instance's database is not encrypted yet; run `anonsign init` (with "
+                "the server stopped) to encrypt it."
+            )
+        db = Database(settings.database_url, keys.store)
         if migrate:
             upgrade(db.engine)
-        return cls(settings, db, master_key, log_signer)
+        return cls(settings, db, keys, log_signer)
 
     def close_connections(self) -> None:
         self.db.dispose()
@@ -120,7 +143,7 @@ class Service:
             receipts=receipts,
             translations=tuple(translations),
         )
-        wrapped = wrap_pepper(self._master_key, petition.id, new_pepper())
+        wrapped = wrap_pepper(self._keys.master, petition.id, new_pepper())
         with self.db.writing() as session:
             Repository(session).add_petition(petition, wrapped)
             publish(session, petition, self._log_signer, policy=None)  # the size-0 checkpoint
@@ -142,23 +165,93 @@ class Service:
         with self.db.reading() as session:
             return Repository(session).petition(slug)
 
-    def close(self, slug: str) -> Petition:
-        """Close for good: forget the pepper, publish what is pending, sign a last checkpoint."""
-        with self.db.writing() as session:
-            petition = Repository(session).close_petition(slug)
-            publish(session, petition, self._log_signer, policy=None)
-        self.db.scrub()
+    def close(self, slug: str, *, passphrase: str | None = None, rotate: bool = True) -> Petition:
+        """Close for good: forget the pepper, publish what is pending, sign a last checkpoint.
+
+        With ``rotate`` (the default), the master key is replaced in the same step (a
+        production instance needs the unlock passphrase to seal the new one). Only
+        ``emergency-close``, which stops the server and removes the keys right after,
+        closes without it.
+        """
+        staged = False
+        try:
+            with self.db.writing() as session:
+                repo = Repository(session)
+                if rotate:
+                    repo.lock_key_rotation()
+                    self._settle_rotation(repo)
+                petition = repo.close_petition(slug)
+                publish(session, petition, self._log_signer, policy=None)
+                if rotate:
+                    new = stage_rotation(self.settings, passphrase)
+                    staged = True
+                    old = self._keys.master
+                    repo.rewrap_peppers(
+                        lambda pid, wrapped: wrap_pepper(
+                            new.master, pid, unwrap_pepper(old, pid, wrapped)
+                        )
+                    )
+        except BaseException:
+            if staged:
+                abandon_rotation(self.settings)
+            raise
+        if rotate:
+            finish_rotation(self.settings)
+            self._keys = new
+        self.db.scrub("petitions", *PENDING_TABLES)
         return petition
+
+    def _settle_rotation(self, repo: Repository) -> None:
+        """Finish or forget a rotation a crash interrupted (the caller holds the lock)."""
+        if not rotation_pending(self.settings):
+            return
+        staged = load_server_keys(self.settings, staged=True)
+        sample = repo.some_wrapped_pepper()
+        if sample is not None and not self._opens(self._keys, *sample):
+            if not self._opens(staged, *sample):
+                raise MasterKeyMismatch()
+            finish_rotation(self.settings)
+            self._keys = staged
+        else:
+            abandon_rotation(self.settings)
+
+    @staticmethod
+    def _opens(keys: ServerKeys, petition_id: str, wrapped: bytes) -> bool:
+        try:
+            unwrap_pepper(keys.master, petition_id, wrapped)
+        except MasterKeyMismatch:
+            return False
+        return True
+
+    def _unwrap(self, petition_id: str, wrapped: bytes) -> bytes:
+        """The pepper; after a close rotated the master key, the new key is read again."""
+        try:
+            return unwrap_pepper(self._keys.master, petition_id, wrapped)
+        except MasterKeyMismatch:
+            candidates = [load_server_keys(self.settings)]
+            if rotation_pending(self.settings):
+                candidates.append(load_server_keys(self.settings, staged=True))
+            for keys in candidates:
+                if self._opens(keys, petition_id, wrapped):
+                    self._keys = keys
+                    return unwrap_pepper(keys.master, petition_id, wrapped)
+            raise
 
     # --- the public log --------------------------------------------------------------
 
     def publish(self, slug: str, *, force: bool = True) -> StoredCheckpoint | None:
-        """Integrate pending signatures now (or only if due); None if nothing was added."""
+        """Integrate pending signatures now (or only if due); None if nothing was added.
+
+        After a batch, the WAL is emptied so the pages it drained leave no older copy.
+        """
         with self.db.writing() as session:
             petition = Repository(session).petition(slug, lock="publish")
-            return publish(
+            checkpoint = publish(
                 session, petition, self._log_signer, policy=None if force else self.policy
             )
+        if checkpoint is not None or force:
+            self.db.scrub(*PENDING_TABLES)
+        return checkpoint
 
     def publish_due(self) -> list[tuple[str, StoredCheckpoint]]:
         """Publish every open petition whose batch is due (the background publisher)."""
@@ -233,7 +326,7 @@ class Service:
             petition, wrapped = Repository(session).petition_with_pepper(slug)
         if not petition.is_open or wrapped is None:
             raise PetitionClosed()
-        pepper = unwrap_pepper(self._master_key, petition.id, wrapped)
+        pepper = self._unwrap(petition.id, wrapped)
         prepared = prepare_signature(petition, pepper, identifier, contact)
         with self.db.writing() as session:
             Repository(session).record_signature(

@@ -77,7 +77,7 @@ def test_every_command_has_help(runner: CliRunner) -> None:
 
 def test_init_is_idempotent_and_keeps_secrets(runner: CliRunner, settings: Settings) -> None:
     first = run(runner, "init", "--dev")
-    assert "DEV-ONLY master key" in first.output
+    assert "DEV-ONLY server keys" in first.output
     master = settings.dev_master_key_file.read_bytes()
     second = run(runner, "init")  # no passphrase asked: the instance has its master key
     assert "created" not in second.output

@@ -227,6 +227,7 @@ def conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
             monkeypatch.delenv(name)
     monkeypatch.setenv("ANONSIGN_INSTANCE", str(tmp_path / "instance"))
     monkeypatch.setenv("ANONSIGN_WORKERS", "3")
+    (tmp_path / "instance").mkdir(mode=0o700)
     return runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
 
 

@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import DateTime, Engine, inspect, text
 
+from anonsign.crypto.master import ServerKeys
 from anonsign.service import Service
 from anonsign.storage.db import Database
 from anonsign.storage.migrate import require_current, upgrade
@@ -23,7 +24,8 @@ ALLOWED_COLUMNS = {
     },
     "petition_recipients": {"petition_id", "key_id", "name", "public_key"},
     "petition_texts": {"petition_id", "lang", "title", "text"},
-    "signatures": {"petition_id", "dedup_key", "logged"},
+    "pending_signatures": {"petition_id", "id", "dedup_key"},
+    "pending_contacts": {"petition_id", "id", "sealed"},
     "log_leaves": {"petition_id", "idx", "entry"},
     "log_nodes": {"petition_id", "level", "idx", "hash"},
     "checkpoints": {"petition_id", "size", "note", "published_hour"},
@@ -39,7 +41,7 @@ def test_migrations_match_the_models(service: Service) -> None:
 
 
 def test_upgrade_is_idempotent_and_required_before_serving(database_url: str) -> None:
-    db = Database(database_url)
+    db = Database(database_url, ServerKeys.generate().store)
     try:
         with pytest.raises(Exception, match="anonsign init"):
             require_current(db.engine)

@@ -7,18 +7,31 @@ No access log, the error log through :class:`anonsign.logs.PrivacyFilter`, no co
 socket (gunicorn 25+ opens one by default), no trust in forwarding headers, and tight
 request limits. The app is built in each worker, after the fork, so every worker has
 its own database connections.
+
+The master process (gunicorn's arbiter) never reads a secret: the readiness check that
+opens the instance runs in a child process that exits before serving starts, so after a
+close has replaced the workers, no process that serves has ever held the old master key
+(SECURITY.md, "close reaches every process"). Workers are recycled after a bounded
+number of requests and a bounded age, so a submission does not stay for long in the
+memory of a live process that Python cannot wipe.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import random
+import signal
 import sys
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from anonsign.cli.isolated import run_isolated
 from anonsign.config import Settings
 from anonsign.errors import AnonsignError
 from anonsign.instance import uses_dev_master_key
@@ -67,11 +80,45 @@ def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, A
         "secure_scheme_headers": {},
         "forwarder_headers": "",
         "proc_name": "anonsign",
+        # petition close, emergency-close and lock find the server here.
+        "pidfile": str(settings.pid_file),
+        # A worker leaves after this many requests (jittered so workers do not all leave
+        # together) and after worker_max_age seconds: what it held of a submission goes
+        # with its process (SECURITY.md, "memory residue").
+        "max_requests": settings.worker_max_requests,
+        "max_requests_jitter": max(1, settings.worker_max_requests // 10),
+        "post_worker_init": WorkerAgeLimit(settings.worker_max_age),
     }
 
 
-def check_ready(settings: Settings) -> None:
-    """Fail early, with one line, unless the instance is initialized and its schema current."""
+@dataclass(frozen=True)
+class WorkerAgeLimit:
+    """gunicorn's ``post_worker_init`` hook: retire a worker ``max_age`` seconds (±10%) on.
+
+    Recycling by request count alone would let a quiet site keep one submission in a
+    worker's memory for days. The worker finishes the request it is serving, then exits
+    and gunicorn starts a fresh one. (A value, not a closure, so that ``serve`` and
+    ``deploy/gunicorn.conf.py`` can be checked to configure the same thing.)
+    """
+
+    max_age: float
+
+    def __call__(self, worker: Any) -> None:
+        if self.max_age <= 0:
+            return
+
+        def retire() -> None:
+            worker.alive = False
+            # Wake the worker's wait on its listeners so it notices now.
+            os.kill(os.getpid(), signal.SIGWINCH)
+
+        age = self.max_age * random.uniform(0.9, 1.1)  # noqa: S311 - jitter, not a secret
+        timer = threading.Timer(age, retire)
+        timer.daemon = True
+        timer.start()
+
+
+def _open_and_check(settings: Settings) -> None:
     from anonsign.service import Service
     from anonsign.storage.migrate import require_current
 
@@ -80,6 +127,15 @@ def check_ready(settings: Settings) -> None:
         require_current(service.db.engine)
     finally:
         service.close_connections()
+
+
+def check_ready(settings: Settings) -> None:
+    """Fail early, with one line, unless the instance is initialized and its schema current.
+
+    The check opens the instance (its keys, its database) in a child process, so the
+    process that goes on to serve never holds a secret.
+    """
+    run_isolated(_open_and_check, settings)
     if uses_dev_master_key(settings):
         sys.stderr.write(
             "WARNING: this instance keeps a DEV-ONLY master key in clear on disk "

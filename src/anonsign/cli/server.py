@@ -33,23 +33,36 @@ PASSPHRASE_FILE = click.option(
 def init(dev: bool, passphrase_file: Path | None) -> None:
     """Create the instance folder, its secrets and the database schema (idempotent).
 
-    A new instance's master key, which protects every petition's secret, is sealed under
-    an unlock passphrase that you choose now; after every reboot, `anonsign unlock` puts
-    it back in memory. Safe to run again: existing secrets are kept and the schema is
-    brought up to date.
+    A new instance's keys (the master key, which protects every petition's secret, and
+    the store key, which encrypts the database) are sealed under an unlock passphrase
+    that you choose now; after every reboot, `anonsign unlock` puts them back in memory.
+    Safe to run again: existing secrets are kept and the schema is brought up to date.
+    An instance whose database is not encrypted yet is converted (stop the server first).
     """
     from anonsign.cli.passphrase import read_passphrase
-    from anonsign.instance import has_master_key, init_instance
-    from anonsign.storage.db import Database
+    from anonsign.instance import has_master_key, init_instance, load_server_keys
+    from anonsign.instance import needs_passphrase as must_seal
+    from anonsign.storage.db import Database, sqlite_path
+    from anonsign.storage.encrypt import StoreState, encrypt_in_place, store_state
     from anonsign.storage.migrate import upgrade
 
     settings = _settings()
     passphrase = None
-    if not dev and not has_master_key(settings):
-        click.echo("Choose the unlock passphrase that protects this server's master key.")
-        passphrase = read_passphrase(passphrase_file, new=True)
+    if not dev and must_seal(settings):
+        if has_master_key(settings):
+            click.echo("The database will be encrypted: give the unlock passphrase.")
+            passphrase = read_passphrase(passphrase_file, new=False)
+        else:
+            click.echo("Choose the unlock passphrase that protects this server's keys.")
+            passphrase = read_passphrase(passphrase_file, new=True)
     created = init_instance(settings, dev=dev, passphrase=passphrase)
-    db = Database(settings.database_url)
+    keys = load_server_keys(settings)
+    path = sqlite_path(settings.database_url)
+    if path is not None and store_state(path) is StoreState.PLAIN:
+        assert keys.store is not None  # init_instance made one
+        encrypt_in_place(path, keys.store)
+        created.append(f"encrypted database {path} (the plain file was overwritten)")
+    db = Database(settings.database_url, keys.store)
     try:
         upgrade(db.engine)
     finally:
@@ -83,22 +96,42 @@ def unlock(passphrase_file: Path | None, allow_disk: bool) -> None:
     click.echo(f"Unlocked: the master key is in {path} until the next reboot or `anonsign lock`.")
 
 
+def _stop_server(settings: Settings) -> str:
+    """Stop the instance's running server, if any; say what happened, in one sentence."""
+    from anonsign.server_control import find_server, stop_server
+
+    server = find_server(settings)
+    if server is None:
+        return "No server was running for this instance."
+    stop_server(server)
+    return (
+        f"Stopped the server (process {server.pid}) and its workers; it stays down until "
+        "`anonsign unlock` and a new start."
+    )
+
+
 @click.command()
 def lock() -> None:
-    """Remove the unlocked master key from memory-backed storage (stop the server first)."""
+    """Stop the server, then remove the unlocked keys from memory-backed storage.
+
+    Until the next `anonsign unlock`, nothing can read the database or serve it.
+    """
     from anonsign.instance import forget_unlocked_key
 
-    path = forget_unlocked_key(_settings())
+    settings = _settings()
+    click.echo(_stop_server(settings))
+    path = forget_unlocked_key(settings)
     click.echo(f"Locked: removed {path}." if path else "Already locked.")
 
 
 @click.command("emergency-close")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def emergency_close(yes: bool) -> None:
-    """Close EVERY open petition now, destroy their peppers, then lock the instance.
+    """Close EVERY open petition now, destroy their peppers, stop the server and lock.
 
     For when the server may be seized: afterwards nobody, whoever holds the server, can
-    test whether an identifier signed. Final checkpoints are published. Cannot be undone.
+    test whether an identifier signed, and no process is left that holds a secret. Final
+    checkpoints are published. Cannot be undone.
     """
     from anonsign.instance import forget_unlocked_key
     from anonsign.service import Service
@@ -109,19 +142,23 @@ def emergency_close(yes: bool) -> None:
         open_petitions = service.petitions(open_only=True)
         if not yes:
             click.confirm(
-                f"Close all {len(open_petitions)} open petitions for good and lock the instance",
+                f"Close all {len(open_petitions)} open petitions for good, stop the server "
+                "and lock the instance",
                 abort=True,
             )
         for petition in open_petitions:
-            service.close(petition.slug)
+            # No new master key: the keys are removed below, with every process that
+            # held them.
+            service.close(petition.slug, rotate=False)
             click.echo(f"closed {petition.slug}")
     finally:
         service.close_connections()
+    stopped = _stop_server(settings)
     path = forget_unlocked_key(settings)
-    click.echo(
-        f"Closed {len(open_petitions)} petitions; their peppers are destroyed."
-        + (f" Removed the master key at {path}." if path else "")
-    )
+    click.echo(f"Closed {len(open_petitions)} petitions; their peppers are destroyed.")
+    click.echo(stopped)
+    if path:
+        click.echo(f"Removed the unlocked keys at {path}.")
 
 
 @click.command()
@@ -156,6 +193,7 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     """
     from anonsign.cli.demo import DEMO_BANNER, set_up_demo
     from anonsign.cli.gunicorn_app import run_server
+    from anonsign.cli.isolated import run_isolated
 
     settings = _settings()
     if not any(
@@ -166,7 +204,8 @@ def demo(host: str, port: int, no_serve: bool) -> None:
         settings = settings.with_overrides(
             publish_min=1, publish_interval=30, publisher_period=10.0
         )
-    for line in set_up_demo(settings):
+    # In a child: this process goes on to be the server's master, which holds no secret.
+    for line in run_isolated(set_up_demo, settings):
         click.echo(line)
     click.echo(DEMO_BANNER, err=True)
     click.echo(
@@ -316,15 +355,22 @@ def list_petitions() -> None:
 @petition.command("close")
 @click.argument("slug")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def close_petition(slug: str, yes: bool) -> None:
+@PASSPHRASE_FILE
+def close_petition(slug: str, yes: bool, passphrase_file: Path | None) -> None:
     """Close a petition for good and destroy its secret pepper.
 
     After this, nobody (the server's holder included) can test whether an identifier
-    signed. It cannot be undone.
+    signed. The master key is replaced too, and the running server's workers with it,
+    so no process that serves still holds a key that opened the closed petition's
+    secret: this needs the unlock passphrase, to seal the new key. It cannot be undone.
     """
+    from anonsign.cli.passphrase import read_passphrase
+    from anonsign.instance import uses_dev_master_key
+    from anonsign.server_control import find_server, replace_workers
     from anonsign.service import Service
 
-    service = Service.open(_settings())
+    settings = _settings()
+    service = Service.open(settings)
     try:
         service.petition(slug)  # a clear error before asking anything
         if not yes:
@@ -333,10 +379,22 @@ def close_petition(slug: str, yes: bool) -> None:
                 "destroyed",
                 abort=True,
             )
-        closed = service.close(slug)
+        passphrase = None
+        if not uses_dev_master_key(settings):
+            passphrase = read_passphrase(passphrase_file, new=False)
+        closed = service.close(slug, passphrase=passphrase)
     finally:
         service.close_connections()
-    click.echo(f"Closed {closed.slug!r}; its pepper is destroyed.")
+    click.echo(f"Closed {closed.slug!r}; its pepper is destroyed and the master key replaced.")
+    server = find_server(settings)
+    if server is None:
+        click.echo("No server is running for this instance; it will start with the new key.")
+    else:
+        retired = replace_workers(server)
+        click.echo(
+            f"Replaced the server's {retired} worker process(es): no serving process holds "
+            "the old master key."
+        )
 
 
 # --- contacts (server side) ---------------------------------------------------------------

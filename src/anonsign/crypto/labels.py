@@ -43,3 +43,12 @@ SEALED_MASTER_KEY_HEADER = "anonsign-sealed-master-key-v1"
 
 #: Associated data of the AEAD that seals the master key under the unlock passphrase.
 SEALED_MASTER_KEY_AEAD = b"anonsign/sealed-master-key/v1"
+
+#: HKDF ``info`` that turns the instance's store key into the SQLCipher page key.
+STORE_SQLCIPHER_KEY = b"anonsign/store/sqlcipher-key/v1"
+
+#: First line of the server keys (master key and store key) under the unlock passphrase.
+SEALED_SERVER_KEYS_HEADER = "anonsign-sealed-master-key-v2"
+
+#: Associated data of the AEAD that seals the server keys (v2) under the unlock passphrase.
+SEALED_SERVER_KEYS_AEAD = b"anonsign/sealed-master-key/v2"

@@ -1,5 +1,11 @@
 """The engine, with the per-connection settings privacy and durability depend on.
 
+A SQLite store is opened through SQLCipher (``sqlcipher3``, SQLAlchemy's ordinary
+``sqlite`` dialect with that driver): the first statement on every connection is the
+``PRAGMA key`` built by :mod:`anonsign.crypto.store` from the instance's store key, so
+every page of the database and its WAL is encrypted (SECURITY.md, "what a powered-off
+disk shows"). ``temp_store=MEMORY`` keeps sorts and temporary tables off the disk.
+
 SQLite forgets most pragmas when a connection closes (``secure_delete`` is not stored
 in the file), so they are set on every new connection. ``synchronous=FULL`` in WAL mode
 makes a commit durable before the thank-you page is sent: an accepted signature
@@ -20,7 +26,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from anonsign.crypto.store import key_pragma
+from anonsign.errors import AnonsignError
+
 SQLITE_PRAGMAS = (
+    # Sorting a large batch must not spill plaintext pages to a temporary file.
+    "temp_store=MEMORY",
     "journal_mode=WAL",
     "synchronous=FULL",
     # Deleted content (a closed petition's pepper) is overwritten, not left in free pages.
@@ -32,12 +43,27 @@ SQLITE_PRAGMAS = (
 _WRITE = "anonsign_write"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+class StoreKeyMismatch(AnonsignError):
+    """The database does not open with this instance's store key: is ANONSIGN_INSTANCE
+    pointing at the right instance folder, and ANONSIGN_DATABASE_URL at its database?"""
+
+
+def _configure_sqlite(engine: Engine, store_key: bytes | None) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's begin event, not the driver, decide how transactions start.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        if store_key is not None:
+            # SQLCipher's own error lines (page numbers, "hmac check failed") are noise
+            # beside the one-line error below.
+            cursor.execute("PRAGMA cipher_log_level = NONE")
+            cursor.execute(key_pragma(store_key))
+            try:
+                cursor.execute("SELECT count(*) FROM sqlite_master")
+            except dbapi_conn.DatabaseError:
+                cursor.close()
+                raise StoreKeyMismatch() from None
         for pragma in SQLITE_PRAGMAS:
             cursor.execute("PRAGMA " + pragma)
         cursor.close()
@@ -61,14 +87,30 @@ def _create_private_file(database: str | None) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for ``url`` (SQLite file or PostgreSQL via psycopg 3)."""
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_db_engine(url: str, store_key: bytes | None) -> Engine:
+    """An engine for ``url``: a SQLite file (encrypted under ``store_key`` unless it is
+    None, which only conversion and benchmarks ask for) or PostgreSQL via psycopg 3."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
         _create_private_file(make_url(url).database)
-        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-        _configure_sqlite(engine)
+        options: dict[str, Any] = {"connect_args": {"timeout": 30}, "hide_parameters": True}
+        if store_key is not None:
+            from sqlcipher3 import dbapi2 as sqlcipher
+
+            options["module"] = sqlcipher
+        engine = create_engine(url, **options)
+        _configure_sqlite(engine, store_key)
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
@@ -76,9 +118,9 @@ def create_db_engine(url: str) -> Engine:
 class Database:
     """Sessions for reading and for writing over one engine."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, store_key: bytes | None) -> None:
         self.url = url
-        self.engine = create_db_engine(url)
+        self.engine = create_db_engine(url, store_key)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
@@ -95,22 +137,26 @@ class Database:
         with self._write() as session, session.begin():
             yield session
 
-    def scrub(self) -> None:
-        """Push deleted secrets out of the places a database keeps old versions.
+    def scrub(self, *tables: str) -> bool:
+        """Push deleted rows out of the places a database keeps old versions of pages.
 
         On SQLite, ``secure_delete`` already zeroes freed content in the main file; a
         TRUNCATE checkpoint copies the WAL into it and empties the WAL file, where the
-        previous version of a changed page (a pepper's row) would otherwise linger. On
-        PostgreSQL, ``VACUUM FULL`` rewrites the petitions table without dead row
-        versions; its write-ahead log is outside our reach (SECURITY.md).
+        previous versions of changed pages (a pepper's row, a batch's pending rows in
+        arrival order) would otherwise linger. It waits for readers on the busy timeout;
+        False means it could not finish (the caller retries at its next batch). On
+        PostgreSQL, ``VACUUM FULL`` rewrites ``tables`` without dead row versions; its
+        write-ahead log is outside our reach (SECURITY.md).
         """
         with self.engine.connect() as conn:
             if self.engine.dialect.name == "sqlite":
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            elif self.engine.dialect.name == "postgresql":
+                busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+                return not busy
+            if self.engine.dialect.name == "postgresql" and tables:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                    "VACUUM FULL petitions"
+                    "VACUUM FULL " + ", ".join(tables)
                 )
+        return True
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -11,16 +11,43 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from anonsign.audit.merkle import CompactRange, leaf_hash
 from anonsign.errors import AnonsignError
-from anonsign.storage.models import CheckpointRow, LogLeafRow, LogNodeRow, SignatureRow
+from anonsign.storage.models import (
+    CheckpointRow,
+    LogLeafRow,
+    LogNodeRow,
+    PendingContactRow,
+    PendingSignatureRow,
+    SealedContactRow,
+)
+from anonsign.storage.repository import count_new_pending
+
+#: Rows per statement when a batch is moved or deleted (bounded statement size).
+CHUNK = 500
 
 
 class LogStoreError(AnonsignError):
     """The petition's stored log is inconsistent; restore it from a backup."""
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """What the next batch publishes (``entries``) and which rows it drains."""
+
+    #: New dedup keys, distinct, sorted by value (never by arrival).
+    entries: list[bytes]
+    #: Every pending row read, repeats included: exactly these are deleted.
+    row_ids: list[bytes]
+    #: Every pending contact read: exactly these move to ``sealed_contacts``.
+    contact_ids: list[bytes]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.row_ids or self.contact_ids)
 
 
 @dataclass(frozen=True)
@@ -110,32 +137,46 @@ class LogStore:
                 start += 1 << level
         return CompactRange.from_list(size, frontier)
 
-    def pending(self) -> list[bytes]:
-        """Accepted signatures not yet in the log, sorted by value (never by arrival)."""
-        rows = self.session.scalars(
-            select(SignatureRow.dedup_key)
-            .where(SignatureRow.petition_id == self.petition_id, SignatureRow.logged.is_(False))
-            .order_by(SignatureRow.dedup_key)
-        )
-        return [bytes(r) for r in rows]
+    def pending_batch(self) -> PendingBatch:
+        """The rows waiting for a batch, and the distinct new entries among them.
 
-    def pending_count(self) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(SignatureRow)
-                .where(
-                    SignatureRow.petition_id == self.petition_id,
-                    SignatureRow.logged.is_(False),
+        Rows are named by id so that draining deletes exactly what was read: a signature
+        committed meanwhile (PostgreSQL signers do not wait for the publisher) stays.
+        """
+        rows = self.session.execute(
+            select(PendingSignatureRow.id, PendingSignatureRow.dedup_key).where(
+                PendingSignatureRow.petition_id == self.petition_id
+            )
+        ).all()
+        published: set[bytes] = set()
+        keys = sorted({bytes(key) for _, key in rows})
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            published.update(
+                bytes(e)
+                for e in self.session.scalars(
+                    select(LogLeafRow.entry).where(
+                        LogLeafRow.petition_id == self.petition_id, LogLeafRow.entry.in_(chunk)
+                    )
                 )
             )
-            or 0
+        contacts = self.session.scalars(
+            select(PendingContactRow.id).where(PendingContactRow.petition_id == self.petition_id)
         )
+        return PendingBatch(
+            entries=[key for key in keys if key not in published],
+            row_ids=[bytes(row_id) for row_id, _ in rows],
+            contact_ids=sorted(bytes(c) for c in contacts),
+        )
+
+    def pending_count(self) -> int:
+        """Distinct new entries waiting (what the publish policy counts)."""
+        return count_new_pending(self.session, self.petition_id)
 
     # --- writing -----------------------------------------------------------------------
 
     def append(self, size: int, entries: Sequence[bytes]) -> CompactRange:
-        """Append ``entries`` after the first ``size`` leaves; mark them logged."""
+        """Append ``entries`` after the first ``size`` leaves (they are in sorted order)."""
         tree = self.compact_range(size)
         leaf_rows, node_rows = [], []
         for offset, entry in enumerate(entries):
@@ -149,17 +190,45 @@ class LogStore:
         if leaf_rows:
             self.session.execute(insert(LogLeafRow), leaf_rows)
             self.session.execute(insert(LogNodeRow), node_rows)
-            for chunk_start in range(0, len(entries), 500):
-                chunk = list(entries[chunk_start : chunk_start + 500])
-                self.session.execute(
-                    update(SignatureRow)
-                    .where(
-                        SignatureRow.petition_id == self.petition_id,
-                        SignatureRow.dedup_key.in_(chunk),
-                    )
-                    .values(logged=True)
-                )
         return tree
+
+    def drain(self, batch: PendingBatch) -> None:
+        """Delete the batch's pending rows; move its contacts in the order of their ids.
+
+        ``secure_delete`` zeroes what is deleted, so after the batch (and the WAL
+        checkpoint that follows it) the pages no longer hold the order of its arrivals.
+        """
+        ids = batch.contact_ids
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows = self.session.execute(
+                select(PendingContactRow.id, PendingContactRow.sealed)
+                .where(
+                    PendingContactRow.petition_id == self.petition_id,
+                    PendingContactRow.id.in_(chunk),
+                )
+                .order_by(PendingContactRow.id)
+            ).all()
+            self.session.execute(
+                insert(SealedContactRow),
+                [
+                    {"petition_id": self.petition_id, "id": row_id, "sealed": sealed}
+                    for row_id, sealed in rows
+                ],
+            )
+            self.session.execute(
+                delete(PendingContactRow).where(
+                    PendingContactRow.petition_id == self.petition_id,
+                    PendingContactRow.id.in_(chunk),
+                )
+            )
+        for start in range(0, len(batch.row_ids), CHUNK):
+            self.session.execute(
+                delete(PendingSignatureRow).where(
+                    PendingSignatureRow.petition_id == self.petition_id,
+                    PendingSignatureRow.id.in_(batch.row_ids[start : start + CHUNK]),
+                )
+            )
 
     def add_checkpoint(self, size: int, note: str, published_hour: int) -> None:
         self.session.add(

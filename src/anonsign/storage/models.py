@@ -19,7 +19,6 @@ from sqlalchemy import (
     String,
     Text,
     false,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -97,30 +96,43 @@ class RecipientRow(Base):
     public_key: Mapped[str] = mapped_column(Text)
 
 
-class SignatureRow(Base):
-    """One distinct signer of a petition: the dedup key, and whether it is in the log yet."""
+class PendingSignatureRow(Base):
+    """One accepted submission that is not in the public log yet.
 
-    __tablename__ = "signatures"
-    __table_args__ = (
-        # Finds the next batch without scanning the petition's whole history.
-        Index(
-            "ix_signatures_pending",
-            "petition_id",
-            "dedup_key",
-            sqlite_where=text("NOT logged"),
-            postgresql_where=text("NOT logged"),
-        ),
-        NO_ROWID,
-    )
+    Every submission adds one row under a random id, whether its dedup key is new,
+    already pending or already published: the three do the same write, page for page
+    (SECURITY.md, "no membership oracle"). Duplicates are folded when the batch is
+    published, under the publisher's lock, and the log's unique index on entries is the
+    final word. Publishing deletes the batch's rows (``secure_delete`` zeroes them), so
+    the arrival order these pages keep lasts only until the next batch.
+    """
+
+    __tablename__ = "pending_signatures"
+    __table_args__ = (NO_ROWID,)
 
     petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
-    dedup_key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
-    #: Set by the publisher; a repeated signature's upsert never touches it.
-    logged: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    #: Random, so the row's place in the B-tree says nothing about when it came.
+    id: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    dedup_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class PendingContactRow(Base):
+    """A sealed contact left since the last batch; moved to ``sealed_contacts`` with it."""
+
+    __tablename__ = "pending_contacts"
+    __table_args__ = (NO_ROWID,)
+
+    petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
+    id: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SealedContactRow(Base):
-    """A contact sealed to the petition's organizer keys; not linked to any signature."""
+    """A contact sealed to the petition's organizer keys; not linked to any signature.
+
+    Rows arrive a batch at a time, in the order of their random ids, so a page of this
+    table shows at most which batch a contact came with, never its place in it.
+    """
 
     __tablename__ = "sealed_contacts"
     __table_args__ = (NO_ROWID,)

@@ -1,18 +1,18 @@
 """Reading and writing petitions, signatures and sealed contacts.
 
-Callers get domain objects, never rows. Recording a signature is one upsert whose
-conflict branch rewrites the row, so a repeated signature does the same kind of write
-(and the same fsync on commit) as a new one: the time of the answer does not tell
-whether the identifier had signed before (SECURITY.md, "no membership oracle").
+Callers get domain objects, never rows. Recording a signature is one insert of a
+random-keyed pending row, whether the identifier is new, pending or published: the same
+write, page for page, and the same fsync on commit, so neither the time of the answer
+nor the database's write pattern tells whether the identifier had signed before
+(SECURITY.md, "no membership oracle"). The publisher folds repeats away.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
 from anonsign.crypto.kdf import Argon2Params
@@ -27,14 +27,18 @@ from anonsign.domain.petitions import (
 )
 from anonsign.errors import PetitionClosed, PetitionExists, PetitionNotFound
 from anonsign.storage.models import (
+    LogLeafRow,
+    PendingContactRow,
+    PendingSignatureRow,
     PetitionRow,
     PetitionTextRow,
     RecipientRow,
     SealedContactRow,
-    SignatureRow,
 )
 
-CONTACT_ID_SIZE = 16
+ROW_ID_SIZE = 16
+#: Any constant: PostgreSQL's transaction-scoped advisory lock that serializes rotations.
+_ROTATION_LOCK = 0x616E6F6E7369676E  # "anonsign"
 
 
 class Repository:
@@ -154,6 +158,42 @@ class Repository:
             query = query.where(PetitionRow.state == PetitionState.OPEN.value)
         return [self._petition(row) for row in self.session.scalars(query)]
 
+    def lock_key_rotation(self) -> None:
+        """Take the lock that lets one process at a time replace the master key.
+
+        SQLite's ``BEGIN IMMEDIATE`` already serializes every writer; PostgreSQL closes of
+        two different petitions would not otherwise meet on any row.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ROTATION_LOCK})
+
+    def some_wrapped_pepper(self) -> tuple[str, bytes] | None:
+        """One open petition's (id, wrapped pepper): which master key the database uses."""
+        row = self.session.execute(
+            select(PetitionRow.id, PetitionRow.wrapped_pepper)
+            .where(PetitionRow.wrapped_pepper.is_not(None))
+            .limit(1)
+        ).first()
+        if row is None or row[1] is None:
+            return None
+        return row[0], bytes(row[1])
+
+    def rewrap_peppers(self, rewrap: Callable[[str, bytes], bytes]) -> int:
+        """Replace every stored wrapped pepper by ``rewrap(petition_id, wrapped)``."""
+        rows = self.session.execute(
+            select(PetitionRow.id, PetitionRow.wrapped_pepper).where(
+                PetitionRow.wrapped_pepper.is_not(None)
+            )
+        ).all()
+        for petition_id, wrapped in rows:
+            assert wrapped is not None  # selected so
+            self.session.execute(
+                update(PetitionRow)
+                .where(PetitionRow.id == petition_id)
+                .values(wrapped_pepper=rewrap(petition_id, bytes(wrapped)))
+            )
+        return len(rows)
+
     def close_petition(self, slug: str) -> Petition:
         """Mark closed and forget the pepper (SECURITY.md: closing ends all testing)."""
         row = self._row(slug, lock="close")
@@ -167,7 +207,7 @@ class Repository:
     def record_signature(
         self, petition_id: str, dedup_key: bytes, sealed_contact: bytes | None
     ) -> None:
-        """Keep one signature; a repeat rewrites its row so the work looks the same."""
+        """Keep one submission: the same insert whether or not it signed before."""
         state = self.session.scalar(
             select(PetitionRow.state)
             .where(PetitionRow.id == petition_id)
@@ -177,51 +217,70 @@ class Repository:
             raise PetitionNotFound()
         if state != PetitionState.OPEN.value:
             raise PetitionClosed()
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(SignatureRow).values(petition_id=petition_id, dedup_key=dedup_key)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[SignatureRow.petition_id, SignatureRow.dedup_key],
-            set_={"dedup_key": stmt.excluded.dedup_key},
+        self.session.add(
+            PendingSignatureRow(
+                petition_id=petition_id,
+                id=secrets.token_bytes(ROW_ID_SIZE),
+                dedup_key=dedup_key,
+            )
         )
-        self.session.execute(stmt)
         if sealed_contact is not None:
             # A contact left with a repeated signature is kept as well: the signer may be
             # giving a new way to reach them, and keeping it does not depend on the past.
             self.session.add(
-                SealedContactRow(
+                PendingContactRow(
                     petition_id=petition_id,
-                    id=secrets.token_bytes(CONTACT_ID_SIZE),
+                    id=secrets.token_bytes(ROW_ID_SIZE),
                     sealed=sealed_contact,
                 )
             )
+        self.session.flush()
 
     def count_signatures(self, petition_id: str) -> int:
-        return (
-            self.session.scalar(
-                select(func.count())
-                .select_from(SignatureRow)
-                .where(SignatureRow.petition_id == petition_id)
-            )
-            or 0
+        """Distinct signers: the published entries and the new ones waiting for a batch."""
+        published = self.session.scalar(
+            select(func.count())
+            .select_from(LogLeafRow)
+            .where(LogLeafRow.petition_id == petition_id)
         )
+        return int(published or 0) + count_new_pending(self.session, petition_id)
 
     def count_contacts(self, petition_id: str) -> int:
-        return (
+        return sum(
             self.session.scalar(
-                select(func.count())
-                .select_from(SealedContactRow)
-                .where(SealedContactRow.petition_id == petition_id)
+                select(func.count()).select_from(table).where(table.petition_id == petition_id)
             )
             or 0
+            for table in (SealedContactRow, PendingContactRow)
         )
 
     def sealed_contacts(self, petition_id: str) -> Iterator[bytes]:
-        """All sealed contacts, in the order of their random ids (no arrival order)."""
-        query = (
-            select(SealedContactRow.sealed)
-            .where(SealedContactRow.petition_id == petition_id)
-            .order_by(SealedContactRow.id)
-            .execution_options(yield_per=1000)
+        """All sealed contacts, published batches and pending ones, by random id."""
+        for table in (SealedContactRow, PendingContactRow):
+            query = (
+                select(table.sealed)
+                .where(table.petition_id == petition_id)
+                .order_by(table.id)
+                .execution_options(yield_per=1000)
+            )
+            yield from self.session.scalars(query)
+
+
+def new_pending(petition_id: str) -> ColumnElement[bool]:
+    """The pending rows of a petition whose dedup key is not in its log yet."""
+    return (PendingSignatureRow.petition_id == petition_id) & ~exists().where(
+        LogLeafRow.petition_id == PendingSignatureRow.petition_id,
+        LogLeafRow.entry == PendingSignatureRow.dedup_key,
+    )
+
+
+def count_new_pending(session: Session, petition_id: str) -> int:
+    """Distinct dedup keys waiting for the next batch that the log does not hold yet."""
+    return int(
+        session.scalar(
+            select(func.count(PendingSignatureRow.dedup_key.distinct())).where(
+                new_pending(petition_id)
+            )
         )
-        yield from self.session.scalars(query)
+        or 0
+    )
