@@ -76,9 +76,7 @@ def test_new_and_repeated_signatures_take_the_same_time(
     report = ", ".join(f"{k} {m * 1000:.2f} ms" for k, m in medians.items())
     print(f"timing ({cost} Argon2id {argon2.describe()}): {report}")
     for repeat in KINDS[1:]:
-        paired = statistics.median(
-            n - r for n, r in zip(times["new"], times[repeat], strict=True)
-        )
+        paired = statistics.median(n - r for n, r in zip(times["new"], times[repeat], strict=True))
         assert abs(paired) / overall < 0.05, (
             f"{report}; new vs {repeat}: paired median difference {paired * 1000:.2f} ms "
             f"({abs(paired) / overall:.1%} of {overall * 1000:.2f} ms)"
