@@ -9,8 +9,8 @@ publisher appends the new dedup keys to the log, moves the contacts to
 Published signers are the log's leaves, so ``signatures`` goes; its unpublished rows
 become pending rows.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
