@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import DateTime, Engine, inspect, text
 
+from anonsign.config import Settings
+from anonsign.crypto.keyfile import OrganizerSecretKey
+from anonsign.instance import init_instance
 from anonsign.service import Service
 from anonsign.storage.db import Database
-from anonsign.storage.migrate import require_current, upgrade
+from anonsign.storage.migrate import alembic_config, require_current, upgrade
 from anonsign.storage.models import Base
+from tests.conftest import make_petition
 
 #: Every column the database may have. A new column must be added here *and* to
 #: SECURITY.md's "What is stored" table, after asking whether it could betray a signer,
@@ -19,7 +24,7 @@ ALLOWED_COLUMNS = {
     "petitions": {
         "id", "slug", "title", "text", "identifier_kind", "phone_region", "state", "salt",
         "wrapped_pepper", "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism",
-        "log_origin", "receipts",
+        "log_origin",
     },
     "petition_recipients": {"petition_id", "key_id", "name", "public_key"},
     "petition_texts": {"petition_id", "lang", "title", "text"},
@@ -48,6 +53,50 @@ def test_upgrade_is_idempotent_and_required_before_serving(database_url: str) ->
         require_current(db.engine)
     finally:
         db.dispose()
+
+
+def _petition_columns(engine: Engine) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns("petitions")}
+
+
+def test_migration_0004_drops_receipts_and_a_receipts_petition_still_works(
+    settings: Settings, organizer: OrganizerSecretKey
+) -> None:
+    init_instance(settings, dev=True)
+    db = Database(settings.database_url)
+    upgrade(db.engine, "0003")
+    db.dispose()
+    # A petition created before 0004 with receipts on, with a signature and a contact.
+    old = Service.open(settings)
+    try:
+        make_petition(old, organizer, "had-receipts")
+        old.sign("had-receipts", "before@example.org", "a contact")
+        with old.db.engine.begin() as conn:
+            conn.execute(text("UPDATE petitions SET receipts = TRUE"))
+    finally:
+        old.close_connections()
+
+    new = Service.open(settings, migrate=True)
+    try:
+        assert "receipts" not in _petition_columns(new.db.engine)
+        require_current(new.db.engine)
+        if new.db.engine.dialect.name == "sqlite":  # off for the migration, on again after
+            assert _pragma(new.db.engine, "foreign_keys") == 1
+        assert new.petition("had-receipts").is_open
+        new.sign("had-receipts", "after@example.org", "")
+        new.publish("had-receipts")
+        assert new.checkpoint("had-receipts").size == 2
+        assert len(new.sealed_contacts("had-receipts")[1]) == 1
+
+        # The downgrade brings the column back, off for every petition.
+        command.downgrade(alembic_config(new.db.engine), "0003")
+        assert "receipts" in _petition_columns(new.db.engine)
+        with new.db.engine.connect() as conn:
+            assert conn.execute(text("SELECT receipts FROM petitions")).scalars().all() == [False]
+        upgrade(new.db.engine)
+        assert new.petition("had-receipts").is_open
+    finally:
+        new.close_connections()
 
 
 def test_no_column_can_hold_an_address_agent_or_time(service: Service) -> None:

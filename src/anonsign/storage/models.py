@@ -68,9 +68,6 @@ class PetitionRow(Base):
     argon2_parallelism: Mapped[int] = mapped_column(Integer)
     #: The log's origin line, ``<log name>/<slug>``, fixed at creation like the cost.
     log_origin: Mapped[str] = mapped_column(String(200))
-    #: Whether the thank-you page shows the signer their log entry (off by default:
-    #: a kept receipt links its holder to the petition if their phone is seized).
-    receipts: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class PetitionTextRow(Base):
