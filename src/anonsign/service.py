@@ -109,7 +109,6 @@ class Service:
         identifier_kind: IdentifierKind,
         recipients: Sequence[Recipient],
         phone_region: str | None = None,
-        receipts: bool = False,
         translations: Sequence[PetitionText] = (),
     ) -> Petition:
         if not recipients:
@@ -140,7 +139,6 @@ class Service:
             argon2=self.settings.argon2,
             recipients=tuple(recipients),
             log_origin=f"{self._log_signer.name}/{slug}",
-            receipts=receipts,
             translations=tuple(translations),
         )
         wrapped = wrap_pepper(self._keys.master, petition.id, new_pepper())
@@ -320,7 +318,9 @@ class Service:
 
         Raises PetitionNotFound, PetitionClosed or InvalidInput (with a message for the
         signer). Returns the petition and the signature's log entry (its dedup key), only
-        after the signature is durably committed.
+        after the signature is durably committed. The entry is for callers that already
+        hold the identifier (tests, tools); it must never reach a page or an answer, where
+        it would be a receipt, and so a membership oracle (SECURITY.md).
         """
         with self.db.reading() as session:
             petition, wrapped = Repository(session).petition_with_pepper(slug)

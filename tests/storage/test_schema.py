@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import DateTime, Engine, inspect, text
 
+from anonsign.config import Settings
+from anonsign.crypto.keyfile import OrganizerSecretKey
 from anonsign.crypto.master import ServerKeys
+from anonsign.instance import init_instance, load_server_keys
 from anonsign.service import Service
 from anonsign.storage.db import Database
-from anonsign.storage.migrate import require_current, upgrade
+from anonsign.storage.migrate import alembic_config, require_current, upgrade
 from anonsign.storage.models import Base
+from tests.conftest import make_petition
 
 #: Every column the database may have. A new column must be added here *and* to
 #: SECURITY.md's "What is stored" table, after asking whether it could betray a signer,
@@ -20,7 +25,7 @@ ALLOWED_COLUMNS = {
     "petitions": {
         "id", "slug", "title", "text", "identifier_kind", "phone_region", "state", "salt",
         "wrapped_pepper", "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism",
-        "log_origin", "receipts",
+        "log_origin",
     },
     "petition_recipients": {"petition_id", "key_id", "name", "public_key"},
     "petition_texts": {"petition_id", "lang", "title", "text"},
@@ -50,6 +55,66 @@ def test_upgrade_is_idempotent_and_required_before_serving(database_url: str) ->
         require_current(db.engine)
     finally:
         db.dispose()
+
+
+def _petition_columns(engine: Engine) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns("petitions")}
+
+
+def test_migrations_0004_and_0005_keep_every_signature_of_an_older_database(
+    settings: Settings, organizer: OrganizerSecretKey
+) -> None:
+    """A 0003 database: a receipts petition with a published and a pending signature.
+
+    0004 drops receipts; 0005 turns the unpublished row of ``signatures`` into a pending
+    row (and drops the table, whose published rows are the log's leaves).
+    """
+    init_instance(settings, dev=True)
+    db = Database(settings.database_url, load_server_keys(settings).store)
+    upgrade(db.engine, "0003")
+    db.dispose()
+    old = Service.open(settings)
+    try:
+        petition = make_petition(old, organizer, "had-receipts")
+        with old.db.engine.begin() as conn:
+            conn.execute(text("UPDATE petitions SET receipts = TRUE"))
+            for key, logged in ((b"p" * 32, False), (b"l" * 32, True)):
+                conn.execute(
+                    text("INSERT INTO signatures VALUES (:p, :k, :logged)"),
+                    {"p": petition.id, "k": key, "logged": logged},
+                )
+            conn.execute(
+                text("INSERT INTO sealed_contacts VALUES (:p, :i, :s)"),
+                {"p": petition.id, "i": b"i" * 16, "s": b"sealed before"},
+            )
+    finally:
+        old.close_connections()
+
+    new = Service.open(settings, migrate=True)
+    try:
+        assert "receipts" not in _petition_columns(new.db.engine)
+        require_current(new.db.engine)
+        if new.db.engine.dialect.name == "sqlite":  # off for the migration, on again after
+            assert _pragma(new.db.engine, "foreign_keys") == 1
+        assert new.petition("had-receipts").is_open
+        assert next(s.signatures for s in new.summaries()) == 1  # the pending one
+        new.sign("had-receipts", "after@example.org", "")
+        new.publish("had-receipts")
+        assert new.checkpoint("had-receipts").size == 2
+        assert b"p" * 32 in new.leaves("had-receipts", 0, 2)
+        assert new.sealed_contacts("had-receipts")[1] == [b"sealed before"]
+
+        # The downgrade brings the column back, off for every petition.
+        command.downgrade(alembic_config(new.db.engine), "0003")
+        assert "receipts" in _petition_columns(new.db.engine)
+        with new.db.engine.connect() as conn:
+            assert conn.execute(text("SELECT receipts FROM petitions")).scalars().all() == [False]
+            logged = conn.execute(text("SELECT logged FROM signatures")).scalars().all()
+            assert sorted(logged) == [True, True]  # both are in the log by now
+        upgrade(new.db.engine)
+        assert new.petition("had-receipts").is_open
+    finally:
+        new.close_connections()
 
 
 def test_no_column_can_hold_an_address_agent_or_time(service: Service) -> None:

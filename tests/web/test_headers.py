@@ -3,12 +3,13 @@
 Every answer -- pages, errors, the public log, the stylesheet -- carries exactly the
 headers of ``anonsign.web.headers``, no validator (ETag, Last-Modified) and at most the
 one session cookie. The route inventory is an explicit allow-list: a new route fails
-here until someone has checked that it is not a lookup ("did X sign?"), a receipt
-lookup or a debug page (SECURITY.md, "no membership oracle").
+here until someone has checked that it is not a lookup by identifier ("did X sign?",
+"which entry is X's?") or a debug page (SECURITY.md, "no membership oracle").
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import urllib.error
 import urllib.request
@@ -95,7 +96,7 @@ def test_the_expected_headers_are_the_ones_web_headers_sends() -> None:
 def test_route_inventory_is_the_reviewed_allow_list(app: Flask) -> None:
     routes = {(r.rule, r.endpoint, frozenset(r.methods or ())) for r in app.url_map.iter_rules()}
     assert routes == ROUTES, (
-        "the routes changed: review the new one (no lookup, receipt-lookup or debug "
+        "the routes changed: review the new one (no lookup by identifier, no debug "
         f"route, security.md T-E5), then update ROUTES. Added: {routes - ROUTES}, "
         f"gone: {ROUTES - routes}"
     )
@@ -106,14 +107,14 @@ def test_route_inventory_is_the_reviewed_allow_list(app: Flask) -> None:
 
 @dataclass
 class World:
-    """An instance with an open, a phone, a closed and a receipts petition, and a log."""
+    """An instance with an open, a phone, a closed and a published petition, and a log."""
 
     client: FlaskClient
     service: Service
     open: Petition
     closed: Petition
-    receipts: Petition
-    entry: str  # a published log entry of the receipts petition (base64url)
+    logged: Petition
+    entry: str  # a published log entry of the logged petition (base64url)
 
 
 @pytest.fixture
@@ -133,19 +134,19 @@ def world(
         recipients=recipients,
     )
     service.close(closed.slug)
-    receipts = service.create_petition(
-        slug="with-receipts",
-        title="With receipts",
-        text="Receipts on.",
+    logged = service.create_petition(
+        slug="logged",
+        title="Logged",
+        text="Two signatures, published.",
         identifier_kind=IdentifierKind.EMAIL,
         recipients=recipients,
-        receipts=True,
     )
-    pages = [sign(client, receipts.slug, f"r{i}@example.org").get_data(True) for i in range(2)]
-    match = re.search(r"<pre>([A-Za-z0-9_-]{43})</pre>", pages[0])
-    assert match
-    service.publish(receipts.slug)
-    return World(client, service, petition, service.petition(closed.slug), receipts, match[1])
+    for i in range(2):
+        assert sign(client, logged.slug, f"r{i}@example.org").status_code == 200
+    service.publish(logged.slug)
+    # An entry as an auditor gets it: from the public leaves, never from a signer's page.
+    entry = base64.urlsafe_b64encode(service.leaves(logged.slug, 0, 1)[0]).decode().rstrip("=")
+    return World(client, service, petition, service.petition(closed.slug), logged, entry)
 
 
 def _token(w: World, slug: str | None = None) -> str:
@@ -176,7 +177,12 @@ CASES: list[tuple[str, str, Request, int]] = [
     ("public.petition", "delete", lambda w: w.client.delete(f"/p/{w.open.slug}"), 405),
     ("public.petition", "patch", lambda w: w.client.patch(f"/p/{w.open.slug}"), 405),
     ("public.sign", "signed", lambda w: _post_sign(w, w.open.slug), 200),
-    ("public.sign", "receipt", lambda w: _post_sign(w, w.receipts.slug), 200),
+    (
+        "public.sign",
+        "repeat",
+        lambda w: _post_sign(w, w.logged.slug, identifier="r0@example.org"),
+        200,
+    ),
     (
         "public.sign",
         "bad-identifier",
@@ -214,57 +220,57 @@ CASES: list[tuple[str, str, Request, int]] = [
     ("log.verifier_key", "extra-arg", lambda w: w.client.get("/.well-known/anonsign/key?x"), 200),
     ("log.verifier_key", "post", lambda w: w.client.post("/.well-known/anonsign/key"), 405),
     ("log.verifier_key", "slash", lambda w: w.client.get("/.well-known/anonsign/key/"), 404),
-    ("log.checkpoint", "get", lambda w: w.client.get(f"/p/{w.receipts.slug}/checkpoint"), 200),
+    ("log.checkpoint", "get", lambda w: w.client.get(f"/p/{w.logged.slug}/checkpoint"), 200),
     ("log.checkpoint", "closed", lambda w: w.client.get(f"/p/{w.closed.slug}/checkpoint"), 200),
     ("log.checkpoint", "unknown", lambda w: w.client.get("/p/nope/checkpoint"), 404),
     (
         "log.leaves",
         "get",
-        lambda w: w.client.get(f"/p/{w.receipts.slug}/log/leaves?start=0&end=2"),
+        lambda w: w.client.get(f"/p/{w.logged.slug}/log/leaves?start=0&end=2"),
         200,
     ),
     (
         "log.leaves",
         "not-a-number",
-        lambda w: w.client.get(f"/p/{w.receipts.slug}/log/leaves?start=x&end=1"),
+        lambda w: w.client.get(f"/p/{w.logged.slug}/log/leaves?start=x&end=1"),
         400,
     ),
-    ("log.leaves", "missing", lambda w: w.client.get(f"/p/{w.receipts.slug}/log/leaves"), 400),
+    ("log.leaves", "missing", lambda w: w.client.get(f"/p/{w.logged.slug}/log/leaves"), 400),
     (
         "log.leaves",
         "beyond",
-        lambda w: w.client.get(f"/p/{w.receipts.slug}/log/leaves?start=0&end=99"),
+        lambda w: w.client.get(f"/p/{w.logged.slug}/log/leaves?start=0&end=99"),
         400,
     ),
     ("log.leaves", "unknown", lambda w: w.client.get("/p/nope/log/leaves?start=0&end=0"), 404),
     (
         "log.inclusion",
         "get",
-        lambda w: w.client.get(f"/p/{w.receipts.slug}/log/inclusion?leaf={w.entry}&size=2"),
+        lambda w: w.client.get(f"/p/{w.logged.slug}/log/inclusion?leaf={w.entry}&size=2"),
         200,
     ),
     (
         "log.inclusion",
         "bad-leaf",
-        lambda w: w.client.get(f"/p/{w.receipts.slug}/log/inclusion?leaf=%ff&size=1"),
+        lambda w: w.client.get(f"/p/{w.logged.slug}/log/inclusion?leaf=%ff&size=1"),
         400,
     ),
     (
         "log.inclusion",
         "not-in-log",
-        lambda w: w.client.get(f"/p/{w.receipts.slug}/log/inclusion?leaf={'A' * 43}&size=2"),
+        lambda w: w.client.get(f"/p/{w.logged.slug}/log/inclusion?leaf={'A' * 43}&size=2"),
         400,
     ),
     (
         "log.consistency",
         "get",
-        lambda w: w.client.get(f"/p/{w.receipts.slug}/log/consistency?from=1&to=2"),
+        lambda w: w.client.get(f"/p/{w.logged.slug}/log/consistency?from=1&to=2"),
         200,
     ),
     (
         "log.consistency",
         "backwards",
-        lambda w: w.client.get(f"/p/{w.receipts.slug}/log/consistency?from=2&to=1"),
+        lambda w: w.client.get(f"/p/{w.logged.slug}/log/consistency?from=2&to=1"),
         400,
     ),
     (

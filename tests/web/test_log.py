@@ -1,4 +1,7 @@
-"""The public log end to end over HTTP: batches, checkpoints, leaves, proofs, receipts."""
+"""The public log end to end over HTTP: batches, checkpoints, leaves, proofs.
+
+No page shows a signer their entry: tests/security/test_no_receipt_oracle.py says why.
+"""
 
 from __future__ import annotations
 
@@ -238,25 +241,3 @@ def test_petition_page_shows_the_published_count(
     assert re.search(r">\s*4\b", html)
     assert f"/p/{petition.slug}/checkpoint" in html
     assert "/.well-known/anonsign/key" in html
-
-
-def test_receipts_are_off_by_default(client: FlaskClient, petition: Petition) -> None:
-    html = sign(client, petition.slug, "r@example.org").get_data(as_text=True)
-    assert "receipt" not in html.lower()
-
-
-def test_receipt_is_the_same_for_a_repeat_and_proves_inclusion(
-    client: FlaskClient, service: Service, organizer: OrganizerSecretKey
-) -> None:
-    petition = make_petition(service, organizer, "with-receipts", receipts=True)
-    first = sign(client, petition.slug, "keeper@example.org").get_data(as_text=True)
-    repeat = sign(client, petition.slug, "Keeper@Example.org").get_data(as_text=True)
-    assert first == repeat
-    assert "seized" in first
-    match = re.search(r"<pre>([A-Za-z0-9_-]{43})</pre>", first)
-    assert match
-    service.publish(petition.slug)
-    checkpoint = checkpoint_over_http(client, petition.slug)
-    proof = client.get(f"/p/{petition.slug}/log/inclusion?leaf={match.group(1)}&size=1").json
-    entry = base64.urlsafe_b64decode(match.group(1) + "=")
-    verify_inclusion(leaf_hash(entry), proof["index"], 1, [], checkpoint.root)  # type: ignore[index]

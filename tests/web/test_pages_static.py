@@ -2,7 +2,7 @@
 
 Signers use Tor Browser at "Safest": no JavaScript, no SVG, no web fonts, no media. Every
 template and stylesheet is scanned as source, and every page as it is rendered (each
-language, each error, a closed petition, receipts on, a hostile petition text): no script
+language, each error, a closed petition, a hostile petition text): no script
 or event handler, no SVG, image, frame or media element, no preloading, no refresh,
 and every address relative. A petition text's own links to other sites are the one
 exception, as plain ``<a href>`` with ``rel="noopener noreferrer nofollow"``. Pages stay
@@ -218,14 +218,13 @@ def site(
     organizer: OrganizerSecretKey,
 ) -> Site:
     recipients = [Recipient("alice", organizer.public_key())]
-    for slug, receipts in [("hostile", False), ("with-receipts", True), ("closed-one", False)]:
+    for slug in ["hostile", "closed-one"]:
         service.create_petition(
             slug=slug,
             title=f"Petition {slug} <b>bold</b>",
             text=HOSTILE_TEXT,
             identifier_kind=IdentifierKind.EMAIL,
             recipients=recipients,
-            receipts=receipts,
         )
     service.close("closed-one")
     return Site(client, service, app, settings)
@@ -279,13 +278,13 @@ PAGES: dict[str, tuple[Callable[[Site], TestResponse], int]] = {
     "petition-tk": (_get("/p/free-press?lang=tk"), 200),
     "phone-petition-tk": (_get("/p/tm-phones?lang=tk"), 200),
     "hostile-petition": (_get("/p/hostile"), 200),
-    "receipts-petition": (_get("/p/with-receipts?lang=ru"), 200),
+    "hostile-petition-ru": (_get("/p/hostile?lang=ru"), 200),
     "closed-petition": (_get("/p/closed-one"), 200),
     "invalid-number-tk": (_signed("tm-phones", "+993 65 12", "tk"), 400),
     "thanks-en": (_signed("free-press", "a@example.org"), 200),
     "thanks-ru": (_signed("free-press", "a@example.org", "ru"), 200),
     "thanks-tk": (_signed("tm-phones", "+993 65 123456", "tk"), 200),
-    "thanks-receipt": (_signed("with-receipts", "a@example.org", "tk"), 200),
+    "thanks-hostile-tk": (_signed("hostile", "a@example.org", "tk"), 200),
     "error-400-form": (_csrf_failure, 400),
     "error-400-host": (_untrusted_host, 400),
     "error-404": (_get("/no-such-page?lang=ru"), 404),

@@ -542,7 +542,7 @@ def fetch_inclusion(petition_url: str, entry: bytes, size: int) -> InclusionProo
 
     The caller checks it with :func:`anonsign.audit.merkle.verify_inclusion` against the
     root of a checkpoint of that size it verified. (The server learns which entry is
-    asked about: a signer checking a receipt should do so over Tor.)
+    asked about: ask over Tor.)
     """
     if not isinstance(entry, bytes) or len(entry) != HASH_SIZE:
         raise FetchError(f"A log entry is {HASH_SIZE} bytes, got {len(entry)}.")

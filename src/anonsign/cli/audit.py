@@ -170,11 +170,12 @@ def _print_report(report: Report) -> None:
     help="The server's verifier key, obtained from the organizers.",
 )
 def inclusion_command(url: str, entry: str, key_file: Path) -> None:
-    """Check that a receipt's ENTRY is counted in the petition at URL.
+    """Check that the log entry ENTRY is counted in the petition at URL.
 
-    ENTRY is the code shown on the thank-you page of a petition with receipts. The
-    latest checkpoint is checked against --key, then the server's inclusion proof
-    against that checkpoint. Run it over Tor: the server learns which entry is asked.
+    ENTRY is one 32-byte entry of the public log, as a line of the leaves file that
+    `audit fetch` writes (base64) or in base64url. The latest checkpoint is checked
+    against --key, then the server's inclusion proof against that checkpoint. Run it
+    over Tor: the server learns which entry is asked.
     """
     import base64
     import binascii
@@ -190,7 +191,9 @@ def inclusion_command(url: str, entry: str, key_file: Path) -> None:
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 32:
-        raise AnonsignError("ENTRY must be the 43-character code from the thank-you page.")
+        raise AnonsignError(
+            "ENTRY must be one 32-byte log entry in base64, such as a line of the leaves file."
+        )
     verifier = NoteVerifier.from_verifier_key(
         _read_small_text(key_file, MAX_KEY_FILE_BYTES, "verifier key").strip()
     )

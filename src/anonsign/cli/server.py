@@ -260,13 +260,6 @@ def petition() -> None:
     "--translation ru 'Свободу прессе' text-ru.md",
 )
 @click.option(
-    "--receipts",
-    is_flag=True,
-    help="Show each signer their entry in the public log, to check later that it was "
-    "counted. Off by default: a kept receipt links its holder to the petition if their "
-    "device is seized.",
-)
-@click.option(
     "--recipient",
     "recipients",
     multiple=True,
@@ -282,7 +275,6 @@ def create_petition(
     identifier_kind: str,
     region: str | None,
     translations: tuple[tuple[str, str, Path], ...],
-    receipts: bool,
     recipients: tuple[Path, ...],
 ) -> None:
     """Create an open petition at /p/SLUG."""
@@ -309,7 +301,6 @@ def create_petition(
             identifier_kind=IdentifierKind(identifier_kind),
             phone_region=region,
             recipients=keys,
-            receipts=receipts,
             translations=versions,
         )
     finally:

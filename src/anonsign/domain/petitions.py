@@ -61,8 +61,6 @@ class Petition:
     recipients: tuple[Recipient, ...]
     #: ``<log name>/<slug>``: the first line of every checkpoint of this petition's log.
     log_origin: str
-    #: Show signers their log entry (off by default; see SECURITY.md on receipts).
-    receipts: bool = False
     #: Versions of the title and text in other languages (by language code).
     translations: tuple[PetitionText, ...] = ()
 

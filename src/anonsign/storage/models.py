@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -18,7 +17,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
-    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -67,9 +65,6 @@ class PetitionRow(Base):
     argon2_parallelism: Mapped[int] = mapped_column(Integer)
     #: The log's origin line, ``<log name>/<slug>``, fixed at creation like the cost.
     log_origin: Mapped[str] = mapped_column(String(200))
-    #: Whether the thank-you page shows the signer their log entry (off by default:
-    #: a kept receipt links its holder to the petition if their phone is seized).
-    receipts: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class PetitionTextRow(Base):

@@ -65,7 +65,6 @@ class Repository:
                 argon2_memory_kib=petition.argon2.memory_kib,
                 argon2_parallelism=petition.argon2.parallelism,
                 log_origin=petition.log_origin,
-                receipts=petition.receipts,
             )
         )
         for version in petition.translations:
@@ -134,7 +133,6 @@ class Repository:
                 for r in recipients
             ),
             log_origin=row.log_origin,
-            receipts=row.receipts,
             translations=tuple(
                 PetitionText(lang=t.lang, title=t.title, text=t.text)
                 for t in self.session.scalars(

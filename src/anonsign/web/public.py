@@ -2,12 +2,13 @@
 
 The answer to a signature is the same page, byte for byte apart from the CSRF token it
 does not even carry, whether the identifier is new or has signed before (SECURITY.md,
-"no membership oracle").
+"no membership oracle"). It shows nothing derived from the identifier either: whoever
+submits an identifier, the state included, would get it, and could look it up in the
+public log (SECURITY.md, "why there are no receipts").
 """
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -120,15 +121,12 @@ def sign(slug: str) -> tuple[str, int]:
     if not form.consent.data:
         return _render_petition(petition, form, str(CONSENT_MISSING), 400)
     try:
-        _, entry = service().sign(slug, form.identifier.data or "", form.contact.data or "")
+        # The log entry sign() returns stays here: on a page it would be a receipt, and a
+        # receipt is a membership oracle for whoever submits the identifier.
+        service().sign(slug, form.identifier.data or "", form.contact.data or "")
     except InvalidInput as exc:
         return _render_petition(petition, form, signer_message(exc), 400)
-    # A receipt is the signer's own log entry: the same for a first and a repeated
-    # signature of one identifier, so the page still does not tell them apart.
-    receipt = base64.urlsafe_b64encode(entry).decode("ascii").rstrip("=")
-    return render_template(
-        "public/thanks.html", petition=petition, receipt=receipt if petition.receipts else None
-    ), 200
+    return render_template("public/thanks.html", petition=petition), 200
 
 
 def init_app(app: Flask) -> None:
