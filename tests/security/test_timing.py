@@ -35,7 +35,7 @@ COSTS = {
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("cpu-quiet")  # never beside the browser test
+@pytest.mark.timing  # `make test` runs it alone, after the rest of the suite
 @pytest.mark.parametrize("cost", list(COSTS))
 def test_new_and_repeated_signatures_take_the_same_time(
     app: Flask, service: Service, organizer: OrganizerSecretKey, cost: str
