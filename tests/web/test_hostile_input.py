@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from werkzeug.test import TestResponse
+from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
 
+from anonsign.app import create_app
+from anonsign.config import Settings
 from anonsign.domain.petitions import Petition
 from anonsign.service import Service
 from tests.conftest import csrf_token
+from tests.web.test_headers import EXPECTED_HEADERS, ONION
 
 ACCEPTABLE = {200, 400, 404, 405, 410, 413, 415}
 
@@ -226,3 +231,102 @@ def test_options_and_trace_are_405(client: FlaskClient, petition: Petition) -> N
     for path in ["/", f"/p/{petition.slug}", f"/p/{petition.slug}/sign", "/static/style.css"]:
         assert_clean_refusal(client.options(path), 405)
         assert_clean_refusal(client.open(path, method="TRACE"), 405)
+
+
+# --- any Host header, any request line ---------------------------------------------------------
+#
+# Werkzeug IDNA-encodes the Host to bind the URL map; a label over 63 characters or an
+# empty one (`a..b`) fails there, before routing. The refusal used to fail in turn while
+# rendering its page (no URL adapter), so gunicorn answered a bare 500 without headers.
+
+UNENCODABLE_HOSTS = ["a" * 64 + ".onion", "a..b", ".", ".onion", "a" * 64, "x" * 300, "a..b:80"]
+
+
+def assert_answer_with_headers(status: int, headers: Mapping[str, str], body: bytes) -> None:
+    assert 200 <= status < 500, status
+    for name, value in EXPECTED_HEADERS.items():
+        assert headers.get(name) == value, (status, name)
+    assert b"Traceback" not in body
+    assert b'File "' not in body
+
+
+def call(app: Flask, **environ: object) -> tuple[int, Mapping[str, str], bytes]:
+    """Call the WSGI app with exactly these environ values, as a server would pass them."""
+    env = EnvironBuilder(path="/").get_environ()
+    env.update(environ)
+    body, status, headers = run_wsgi_app(app, env, buffered=True)
+    return int(status.split()[0]), headers, b"".join(body)
+
+
+@pytest.mark.parametrize("host", UNENCODABLE_HOSTS)
+@pytest.mark.parametrize(("method", "path"), [("GET", "/"), ("POST", "/p/free-press/sign")])
+def test_a_host_werkzeug_cannot_encode_gets_a_400_page_with_the_headers(
+    client: FlaskClient, petition: Petition, host: str, method: str, path: str
+) -> None:
+    answer = client.open(path, method=method, headers={"Host": host})
+    assert_clean_refusal(answer, 400)
+    assert_answer_with_headers(answer.status_code, answer.headers, answer.data)
+    if len(host) > 8:
+        assert host.encode() not in answer.data  # the refused Host is never written back
+    assert b'<link rel="stylesheet" href="/static/style.css">' in answer.data
+
+
+def test_an_unencodable_host_with_an_onion_address_set_is_a_400_page(
+    settings: Settings, service: Service, petition: Petition
+) -> None:
+    # Onion-Location is computed on the refusal too (web.headers); it needs the adapter.
+    flask_app = create_app(settings.with_overrides(onion_address=ONION), service=service)
+    flask_app.config["TESTING"] = True
+    for method in ("GET", "POST"):
+        answer = flask_app.test_client().open(
+            f"/p/{petition.slug}/sign", method=method, headers={"Host": "a..b"}
+        )
+        assert_clean_refusal(answer, 400)
+        assert answer.headers["Onion-Location"].startswith(f"http://{ONION}/")
+
+
+@pytest.fixture
+def trusted_app(settings: Settings, service: Service) -> Flask:
+    """The app with TRUSTED_HOSTS set, as a production onion service runs it."""
+    flask_app = create_app(settings.with_overrides(trusted_hosts=(ONION,)), service=service)
+    flask_app.config["TESTING"] = True
+    return flask_app
+
+
+hosts = st.one_of(
+    # Raw header bytes as a server hands them on (WSGI strings are latin-1).
+    st.binary(max_size=80).map(lambda b: b.decode("latin-1")),
+    st.text(max_size=80),
+    # Dotted names with labels around the 63-character limit, empty ones, and a port.
+    st.builds(
+        lambda labels, port: ".".join(labels) + port,
+        st.lists(st.text(alphabet="ab-ü_*", min_size=0, max_size=70), max_size=5),
+        st.sampled_from(["", ":80", ":0", ":99999", ":", ":x", "]"]),
+    ),
+)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    host=hosts,
+    trusted=st.booleans(),
+    target=st.sampled_from(["/", "/p/free-press", "/p/free-press/sign", "/static/style.css"]),
+    method=st.sampled_from(["GET", "POST", "HEAD"]),
+)
+def test_any_host_header_gets_an_answer_with_the_headers(
+    app: Flask,
+    trusted_app: Flask,
+    petition: Petition,
+    host: str,
+    trusted: bool,
+    target: str,
+    method: str,
+) -> None:
+    status, headers, body = call(
+        trusted_app if trusted else app, HTTP_HOST=host, PATH_INFO=target, REQUEST_METHOD=method
+    )
+    assert_answer_with_headers(status, headers, body)
