@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from gunicorn.http.errors import (
+    ChunkMissingTerminator,
+    InvalidChunkExtension,
+    InvalidChunkSize,
+    NoMoreData,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
@@ -16,6 +23,7 @@ from anonsign.app import create_app
 from anonsign.config import Settings
 from anonsign.domain.petitions import Petition
 from anonsign.service import Service
+from anonsign.web.guard import BodyReadInterrupted, GuardedInput, MalformedBody
 from tests.conftest import csrf_token
 from tests.web.test_headers import EXPECTED_HEADERS, ONION
 
@@ -330,3 +338,102 @@ def test_any_host_header_gets_an_answer_with_the_headers(
         trusted_app if trusted else app, HTTP_HOST=host, PATH_INFO=target, REQUEST_METHOD=method
     )
     assert_answer_with_headers(status, headers, body)
+
+
+wsgi_strings = st.binary(max_size=120).map(lambda b: b.decode("latin-1"))
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    method=st.one_of(st.sampled_from(["GET", "POST", "HEAD", "PUT", "OPTIONS"]), wsgi_strings),
+    path=st.one_of(
+        wsgi_strings.map(lambda s: "/" + s),
+        st.builds(lambda s: "/p/" + s, wsgi_strings),
+        st.builds(lambda s: "/p/free-press/" + s, wsgi_strings),
+        wsgi_strings,
+    ),
+    query=wsgi_strings,
+)
+def test_any_request_line_gets_an_answer_with_the_headers(
+    app: Flask, petition: Petition, method: str, path: str, query: str
+) -> None:
+    status, headers, body = call(app, REQUEST_METHOD=method, PATH_INFO=path, QUERY_STRING=query)
+    assert_answer_with_headers(status, headers, body)
+
+
+# --- bodies the server cannot decode ---------------------------------------------------------
+#
+# gunicorn decodes a chunked body while the app reads it; a bad chunk size raised its own
+# InvalidChunkSize, which is neither OSError nor ValueError, so it reached the app's
+# catch-all and became a 500 (web.guard).
+
+
+class BrokenBody(io.RawIOBase):
+    """A request body that yields a few bytes, then fails the way a server's reader does."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.sent = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self.sent:
+            self.sent = True
+            return b"identifier=a"
+        raise self.error
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self.read(size or -1)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidChunkSize(b"ZZZ"),
+        ChunkMissingTerminator(b"xx"),
+        InvalidChunkExtension("bad extension"),
+        NoMoreData(b""),
+        ConnectionResetError(),
+        ValueError("I/O operation on closed file"),
+        RuntimeError("any other failure of the stream"),
+    ],
+    ids=type,
+)
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=b"]
+)
+def test_a_body_the_server_cannot_decode_is_a_400_page(
+    client: FlaskClient,
+    service: Service,
+    petition: Petition,
+    error: BaseException,
+    content_type: str,
+) -> None:
+    token_for(client, petition)
+    answer = client.post(
+        f"/p/{petition.slug}/sign",
+        content_type=content_type,
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input": BrokenBody(error), "wsgi.input_terminated": True},
+    )
+    assert_clean_refusal(answer, 400)
+    assert_answer_with_headers(answer.status_code, answer.headers, answer.data)
+    assert signatures(service) == 0
+
+
+def test_a_stop_while_reading_the_body_is_marked_as_the_clients_slowness() -> None:
+    # gunicorn aborts a worker held past its timeout with SystemExit inside the read; the
+    # worker answers 408 when it sees BodyReadInterrupted (cli.gunicorn_worker).
+    guarded = GuardedInput(BrokenBody(SystemExit(1)))  # type: ignore[arg-type]
+    assert guarded.read(100) == b"identifier=a"
+    with pytest.raises(BodyReadInterrupted) as stopped:
+        guarded.read(100)
+    assert stopped.value.code == 1
+    with pytest.raises(MalformedBody):
+        GuardedInput(BrokenBody(InvalidChunkSize(b"ZZZ"))).readlines()  # type: ignore[arg-type]
