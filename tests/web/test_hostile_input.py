@@ -437,3 +437,63 @@ def test_a_stop_while_reading_the_body_is_marked_as_the_clients_slowness() -> No
     assert stopped.value.code == 1
     with pytest.raises(MalformedBody):
         GuardedInput(BrokenBody(InvalidChunkSize(b"ZZZ"))).readlines()  # type: ignore[arg-type]
+
+
+# --- headers of a post that is otherwise valid -------------------------------------------------
+
+
+@pytest.mark.parametrize("origin", ["http://[", "http://[::1", "http://a]", "http://x]:80"])
+def test_a_malformed_origin_is_refused_like_a_foreign_one(
+    client: FlaskClient, service: Service, petition: Petition, origin: str
+) -> None:
+    # urlsplit() raises ValueError on an unclosed IPv6 bracket: with a valid token, that
+    # used to be a 500 for anyone who cared to send it.
+    token = token_for(client, petition)
+    url = f"/p/{petition.slug}/sign"
+    fields = {"csrf_token": token, "identifier": "o@example.org", "consent": "y"}
+    foreign = client.post(url, data=fields, headers={"Origin": "http://evil.onion"})
+    malformed = client.post(url, data=fields, headers={"Origin": origin})
+    assert_clean_refusal(malformed, 400)
+    assert malformed.data == foreign.data
+    assert signatures(service) == 0
+
+
+header_values = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60),
+    st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
+    st.sampled_from(["http://[", "null", "http://localhost", "", "multipart/form-data"]),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(
+            ["HTTP_ORIGIN", "HTTP_REFERER", "CONTENT_TYPE", "HTTP_COOKIE", "HTTP_ACCEPT_LANGUAGE"]
+        ),
+        header_values,
+        max_size=3,
+    )
+)
+def test_any_header_on_a_post_with_a_valid_token_gets_a_page_with_the_headers(
+    app: Flask, petition: Petition, headers: dict[str, str]
+) -> None:
+    browser = app.test_client()
+    token = token_for(browser, petition)
+    environ = EnvironBuilder(
+        path=f"/p/{petition.slug}/sign",
+        method="POST",
+        data={"csrf_token": token, "identifier": "fuzz@example.org", "consent": "y"},
+    ).get_environ()
+    cookie = browser.get_cookie("anonsign")
+    assert cookie is not None
+    environ["HTTP_COOKIE"] = f"anonsign={cookie.value}"
+    if "HTTP_COOKIE" in headers:
+        headers["HTTP_COOKIE"] = environ["HTTP_COOKIE"] + "; " + headers["HTTP_COOKIE"]
+    environ.update(headers)
+    body, status, answer_headers = run_wsgi_app(app, environ, buffered=True)
+    assert_answer_with_headers(int(status.split()[0]), answer_headers, b"".join(body))
