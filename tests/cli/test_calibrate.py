@@ -280,6 +280,8 @@ def test_out_of_range_options_are_usage_errors(run: Callable[..., Result], args:
 
 
 @pytest.mark.slow
+# It saturates every core on purpose: never beside the timing test (tests/security).
+@pytest.mark.xdist_group("cpu-quiet")
 def test_measures_for_real_and_never_recommends_the_weak_fast_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
