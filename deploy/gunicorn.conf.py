@@ -50,6 +50,8 @@ forwarder_headers = _options["forwarder_headers"]
 timeout = _options["timeout"]
 graceful_timeout = _options["graceful_timeout"]
 # Sync workers, one signature at a time each: memory stays bounded (64 MiB per Argon2id).
+# gunicorn's sync worker with one change: the answers gunicorn writes itself (a request
+# it cannot parse, a client too slow) carry the security headers and quote nothing back.
 workers = _options["workers"]
 worker_class = _options["worker_class"]
 proc_name = _options["proc_name"]

@@ -64,6 +64,10 @@ class Settings:
     #: The log's name for a new instance (its signing key's name, and the first part of
     #: every petition's origin). Read by ``init`` only; the key file keeps it afterwards.
     log_name: str = "anonsign"
+    #: Memory (MiB) that Argon2id may use with every worker hashing at once. Read by
+    #: ``calibrate`` only, to keep its recommendation (and its own measuring) within it;
+    #: None: half of this machine's memory.
+    memory_budget_mib: int | None = None
 
     @property
     def session_key_file(self) -> Path:
@@ -157,5 +161,6 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         worker_max_requests=_int(env, "WORKER_MAX_REQUESTS", 500, 10),
         worker_max_age=float(_int(env, "WORKER_MAX_AGE", 600, 0)),
         log_name=(env.get(ENV_PREFIX + "LOG_NAME") or "anonsign").strip() or "anonsign",
+        memory_budget_mib=_int(env, "MEMORY_BUDGET_MIB", 0, 1) or None,
     )
     return settings.with_overrides(**overrides) if overrides else settings

@@ -130,3 +130,11 @@ class PepperUnavailable(AnonsignError):
 
 class MerkleError(AnonsignError):
     """This log proof does not check out; the log was altered or the proof is for another tree."""
+
+
+# --- calibration (anonsign calibrate) ------------------------------------------------------
+
+
+class CalibrationError(AnonsignError):
+    """No Argon2id cost at or above OWASP's minimum fits this memory budget; raise
+    --memory-budget-mib or run fewer workers."""

@@ -39,6 +39,7 @@ def test_the_web_app_never_loads_the_code_that_opens_contacts() -> None:
         "import anonsign.crypto.notes, anonsign.audit.checkpoint",
         "import anonsign.audit.bundle, anonsign.audit.verify",
         "from anonsign.cli import audit",
+        "from anonsign.cli import calibrate",
     ],
 )
 def test_offline_and_audit_code_needs_neither_flask_nor_sqlalchemy(statement: str) -> None:

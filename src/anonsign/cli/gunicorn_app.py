@@ -59,7 +59,9 @@ def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, A
     return {
         "bind": [bind],
         "workers": workers,
-        "worker_class": "sync",
+        # gunicorn's sync worker, whose own error answers (a request it cannot parse)
+        # carry the security headers and quote nothing back (cli.gunicorn_worker).
+        "worker_class": "anonsign.cli.gunicorn_worker.SyncWorkerWithHeaders",
         "timeout": REQUEST_TIMEOUT_SECONDS,
         "graceful_timeout": 10,
         # No access log: gunicorn's format starts with the client address (%(h)s).

@@ -39,6 +39,7 @@ def main() -> None:
 def _register() -> None:
     from anonsign.cli import offline, server
     from anonsign.cli.audit import audit
+    from anonsign.cli.calibrate import calibrate
 
     main.add_command(server.init)
     main.add_command(server.unlock)
@@ -56,6 +57,7 @@ def _register() -> None:
     contacts.add_command(offline.decrypt_contacts)
     main.add_command(contacts)
     main.add_command(audit)
+    main.add_command(calibrate)
 
 
 _register()

@@ -2,15 +2,22 @@
 
 A rejected form (missing, expired or foreign token, or a foreign Origin) always gets the
 same page, so the answer tells a prober nothing about why it was refused.
+
+A request refused before routing -- a Host that Werkzeug cannot IDNA-encode (a label over
+63 characters, an empty label as in ``a..b``), or one outside TRUSTED_HOSTS -- has no URL
+adapter, so ``url_for`` in the page (the stylesheet, the links) would fail, the error
+handler would fail in turn, and gunicorn would answer a bare 500 without our headers.
+:func:`error_page` therefore binds a neutral adapter first; the refused Host is never
+written into the page.
 """
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask.globals import request_ctx
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, SecurityError
+from werkzeug.exceptions import HTTPException
 
 from anonsign.errors import PetitionClosed, PetitionNotFound
 
@@ -56,7 +63,16 @@ FORM_EXPIRED = (
 )
 
 
+def _bind_neutral_url_adapter() -> None:
+    """Give a request refused before routing a URL adapter for relative links only."""
+    if request_ctx.url_adapter is None:
+        request_ctx.url_adapter = current_app.url_map.bind(
+            "localhost", script_name=request.script_root or "/", url_scheme=request.scheme
+        )
+
+
 def error_page(status: int, title: str | None = None, hint: str | None = None) -> tuple[str, int]:
+    _bind_neutral_url_adapter()
     default_title, default_hint = MESSAGES.get(status, MESSAGES[400 if status < 500 else 500])
     return (
         render_template(
@@ -78,17 +94,6 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(_error: CSRFError) -> tuple[str, int]:
         return form_rejected()
-
-    @app.errorhandler(SecurityError)
-    def _untrusted_host(_error: SecurityError) -> tuple[str, int]:
-        # TRUSTED_HOSTS refused the Host header before routing, so this request has no URL
-        # adapter and url_for() (the stylesheet, the links) would fail into a bare 500 with
-        # none of our headers. Bind one for relative links only: the refused Host is
-        # never written into the page.
-        request_ctx.url_adapter = app.url_map.bind(
-            "localhost", script_name=request.script_root or "/", url_scheme=request.scheme
-        )
-        return error_page(400)
 
     @app.errorhandler(PetitionNotFound)
     def _not_found(_error: PetitionNotFound) -> tuple[str, int]:

@@ -72,7 +72,13 @@ def _foreign_origin() -> bool:
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
         return False
-    return urlsplit(origin).netloc != request.host
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        # An unclosed IPv6 bracket ("http://["): no browser sends it, and it used to
+        # escape as a 500 to anyone holding a valid token. Refused like a foreign site.
+        return True
+    return netloc != request.host
 
 
 def _render_petition(
