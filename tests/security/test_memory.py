@@ -194,3 +194,20 @@ def test_a_submission_leaves_memory_within_the_age_bound(
         assert not old & children_of(server.pid), "idle workers were not retired by age"
         time.sleep(0.5)
         assert scan(serving(server.pid), {"contact": contact.encode()}) == {}
+
+
+def test_a_second_server_for_the_same_instance_is_refused(
+    instance: dict[str, str], tmp_path: Path
+) -> None:
+    """One server per instance, or a close could miss the processes of the other."""
+    port = free_port()
+    with running(["serve", "--port", str(port)], instance, port, tmp_path / "s.log") as server:
+        second = subprocess.run(
+            [ANONSIGN, "serve", "--port", str(free_port())],
+            env={**os.environ, **instance},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert f"already running for this instance (process {server.pid})" in second.stderr

@@ -262,6 +262,8 @@ def impatient_server(
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     args = [gunicorn, "--config", str(DEPLOY / "gunicorn.conf.py")]
     args += ["--bind", f"127.0.0.1:{port}", "--timeout", "2"]
+    # Its own pid file: the module's other server serves the same instance meanwhile.
+    args += ["--pid", str(log.with_name("gunicorn.pid"))]
     with log.open("wb") as out:
         process = subprocess.Popen(
             args,

@@ -167,8 +167,21 @@ class AnonsignServer(BaseApplication):  # type: ignore[misc]
         return load_app(self.settings)
 
 
+class AlreadyServing(AnonsignError):
+    """A server is already running for this instance; stop it first (one per instance)."""
+
+
 def run_server(settings: Settings, *, bind: str, workers: int) -> None:
     """Check the instance is ready, then serve until stopped."""
+    from anonsign.server_control import find_server
+
+    running = find_server(settings)
+    if running is not None:
+        # One server per instance: close and lock must reach every process that serves.
+        raise AlreadyServing(
+            f"A server is already running for this instance (process {running.pid}); "
+            "stop it first: one server serves one instance."
+        )
     check_ready(settings)
     if bind.startswith("unix:") is False and not bind.startswith(("127.", "localhost", "[::1]")):
         logging.getLogger("anonsign").warning(
