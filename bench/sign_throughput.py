@@ -8,12 +8,19 @@ Argon2id parameters (default 64 MiB, t=3, p=1), so the ratio is meaningful on a 
 machine.
 
     .venv/bin/python bench/sign_throughput.py [--seconds 20] [--workers 2] [--clients 4]
+    .venv/bin/python bench/sign_throughput.py --baseline /path/to/older/checkout --rounds 3
 
 Raw limit: ``--workers`` processes derive keys back to back for ``--seconds``.
 End to end: a real ``anonsign serve`` with ``--workers`` gunicorn workers on a fresh
 SQLite instance; ``--clients`` threads each keep one session (cookie and CSRF token) and
 post distinct identifiers with a contact, for ``--seconds``. The client threads sleep on
 the network almost all the time, so they take little from the server's cores.
+
+With ``--baseline CHECKOUT`` (another anonsign checkout with its own ``.venv``, such as
+the commit before the store was encrypted), each round runs a slice of raw hashing, a
+slice of the baseline's server, a slice of raw hashing and a slice of this checkout's
+server, so that a machine whose load drifts hits both alike; the ratios of each round
+are printed, then their medians.
 """
 
 from __future__ import annotations
@@ -59,12 +66,15 @@ def raw_argon2(seconds: float, workers: int, params: tuple[int, int, int]) -> fl
     return total / seconds
 
 
-def end_to_end(seconds: float, workers: int, clients: int) -> tuple[float, int]:
-    from tests.live import Browser, free_port, running
+def end_to_end(
+    seconds: float, workers: int, clients: int, anonsign: str | None = None
+) -> tuple[float, int]:
+    """Signatures per second through a real server run by the ``anonsign`` command given."""
+    import subprocess
 
-    from anonsign.cli.demo import set_up_demo
-    from anonsign.config import load_settings
+    from tests.live import ANONSIGN, Browser, free_port, running
 
+    command = anonsign or ANONSIGN
     with tempfile.TemporaryDirectory(prefix="anonsign-bench-") as tmp:
         instance = Path(tmp) / "instance"
         env = {
@@ -72,8 +82,12 @@ def end_to_end(seconds: float, workers: int, clients: int) -> tuple[float, int]:
             "ANONSIGN_WORKERS": str(workers),
             "ANONSIGN_PUBLISHER_PERIOD": "0",
         }
-        os.environ.update(env)
-        set_up_demo(load_settings())
+        subprocess.run(  # noqa: S603 - our own command, from this checkout or the baseline
+            [command, "demo", "--no-serve"],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
         port = free_port()
         counts = [0] * clients
         errors = [0] * clients
@@ -90,19 +104,45 @@ def end_to_end(seconds: float, workers: int, clients: int) -> tuple[float, int]:
                 else:
                     errors[n] += 1
 
-        with running(["serve", "--port", str(port)], env, port, Path(tmp) / "server.log"):
-            threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-            warm = Browser(f"http://127.0.0.1:{port}")
-            warm.sign("demo", "+993 65 999999", "")
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            time.sleep(seconds)
-            stop.set()
-            for thread in threads:
-                thread.join()
-            elapsed = time.perf_counter() - started
+        import tests.live
+
+        tests.live.ANONSIGN = command  # `running` starts this checkout's or the baseline's
+        try:
+            with running(["serve", "--port", str(port)], env, port, Path(tmp) / "server.log"):
+                threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+                warm = Browser(f"http://127.0.0.1:{port}")
+                warm.sign("demo", "+993 65 999999", "")
+                started = time.perf_counter()
+                for thread in threads:
+                    thread.start()
+                time.sleep(seconds)
+                stop.set()
+                for thread in threads:
+                    thread.join()
+                elapsed = time.perf_counter() - started
+        finally:
+            tests.live.ANONSIGN = ANONSIGN
         return sum(counts) / elapsed, sum(errors)
+
+
+def compare(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
+    """Interleaved rounds: raw, baseline, raw, this checkout; ratios per round."""
+    import statistics
+
+    baseline = str(Path(args.baseline).resolve() / ".venv" / "bin" / "anonsign")
+    if not Path(baseline).exists():
+        raise SystemExit(f"no {baseline}: run `make install` in the baseline checkout first")
+    ratios: dict[str, list[float]] = {"baseline": [], "this checkout": []}
+    for round_number in range(1, args.rounds + 1):
+        for name, command in (("baseline", baseline), ("this checkout", None)):
+            raw = raw_argon2(args.seconds, args.workers, params)
+            http, errors = end_to_end(args.seconds, args.workers, args.clients, command)
+            ratios[name].append(http / raw)
+            print(f"round {round_number}, {name}: raw {raw:.2f}/s, over HTTP {http:.2f}/s "
+                  f"({errors} non-200), ratio {http / raw:.1%}", flush=True)  # fmt: skip
+    for name, values in ratios.items():
+        print(f"{name}: median ratio {statistics.median(values):.1%} "
+              f"(rounds: {', '.join(f'{v:.1%}' for v in values)})")  # fmt: skip
 
 
 def main() -> None:
@@ -110,10 +150,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--baseline", help="another anonsign checkout (with .venv) to compare")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (--baseline)")
     args = parser.parse_args()
     from anonsign.config import DEFAULT_ARGON2
 
     params = (DEFAULT_ARGON2.time_cost, DEFAULT_ARGON2.memory_kib, DEFAULT_ARGON2.parallelism)
+    if args.baseline:
+        compare(args, params)
+        return
     raw = raw_argon2(args.seconds, args.workers, params)
     print(f"raw Argon2id ({DEFAULT_ARGON2.describe()}), {args.workers} processes: {raw:.2f}/s")
     http, errors = end_to_end(args.seconds, args.workers, args.clients)

@@ -35,13 +35,15 @@ SHM = Path("/dev/shm")  # noqa: S108 - memory-backed on purpose
 
 
 @pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A production instance made by the real CLI (real key-file and seal costs)."""
+def instance(tmp_path: Path, database_url: str) -> Iterator[dict[str, str]]:
+    """A production instance made by the real CLI (real key-file and seal costs), on
+    SQLite and on PostgreSQL."""
     if not SHM.is_dir():
         pytest.skip("no memory-backed /dev/shm on this machine")
     unlocked = SHM / f"anonsign-test-{secrets.token_hex(6)}"
     env = {
         "ANONSIGN_INSTANCE": str(tmp_path / "instance"),
+        "ANONSIGN_DATABASE_URL": database_url,
         "ANONSIGN_MASTER_KEY_FILE": str(unlocked / "master.key"),
         "ANONSIGN_PASSPHRASE": PASSPHRASE,
         "ANONSIGN_WORKERS": "2",
