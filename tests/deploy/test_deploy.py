@@ -842,10 +842,35 @@ def test_the_app_container_is_locked_down(compose: dict[str, Any]) -> None:
     assert app["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in app["security_opt"]
     assert app["ulimits"]["core"] == 0
-    assert app["environment"]["ANONSIGN_MASTER_KEY_FILE"].startswith("/run/secrets/")
     assert "@/" in app["environment"]["ANONSIGN_DATABASE_URL"]  # no host: the unix socket
     for name in ("app-socket", "pg-socket", "redis-socket"):
         assert compose["volumes"][name]["driver_opts"]["type"] == "tmpfs"
+
+
+def test_the_app_container_reads_and_replaces_the_keys_in_a_host_tmpfs_folder(
+    compose: dict[str, Any],
+) -> None:
+    app = compose["services"]["app"]
+    assert app["environment"]["ANONSIGN_MASTER_KEY_FILE"] == UNLOCKED_KEYS
+    folder = str(Path(UNLOCKED_KEYS).parent)
+    binds = [v for v in app["volumes"] if isinstance(v, dict) and v["target"] == folder]
+    # The host's /run (tmpfs) folder, writable (petition close writes the new master key
+    # beside the old one), never created by Docker (it would be root's, on no tmpfs).
+    assert binds == [
+        {"type": "bind", "source": folder, "target": folder, "bind": {"create_host_path": False}}
+    ]
+    # Not a secret: that is a read-only copy, which no close could replace.
+    assert "secrets" not in app
+    assert "secrets" not in compose
+    # emergency-close and lock stop the server with a clean exit: it must stay down.
+    assert app["restart"] == "on-failure"
+
+
+def test_postgres_keeps_no_extra_write_ahead_log(compose: dict[str, Any]) -> None:
+    settings = postgres_settings(compose["services"]["postgres"]["command"])
+    assert settings["wal_keep_size"] == "0"
+    assert settings["archive_mode"] == "off"
+    assert "full_page_writes" not in settings  # stays on: a torn page would lose signatures
 
 
 def test_the_dockerfile_copies_no_instance_or_key() -> None:
