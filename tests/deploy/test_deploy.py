@@ -21,6 +21,7 @@ import re
 import runpy
 import secrets
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -891,6 +892,101 @@ def test_the_guide_mentions_every_file_in_deploy() -> None:
     files = sorted(p.name for p in DEPLOY.iterdir() if p.is_file() and p.name != "README.md")
     assert files, "deploy/ is empty"
     assert [name for name in files if f"`{name}`" not in guide] == []
+
+
+def guide_commands() -> list[tuple[str, str]]:
+    """(section title, command) for every command in the guide's ``sh`` blocks, with
+    continuation lines joined and trailing comments dropped."""
+    commands: list[tuple[str, str]] = []
+    section, in_block, pending = "", False, ""
+    for raw in (DEPLOY / "README.md").read_text().splitlines():
+        line = raw.strip()
+        if not in_block and raw.startswith("## "):
+            section = raw[3:]
+        elif line.startswith("```"):
+            in_block = line == "```sh"
+        elif in_block:
+            line = re.sub(r"\s+#\s.*$", "", line)
+            if line.endswith("\\"):
+                pending += line[:-1] + " "
+            elif pending + line:
+                commands.append((section, pending + line))
+                pending = ""
+    return commands
+
+
+#: The commands that read, replace or remove the unlocked keys, or stop the server.
+KEY_COMMANDS = (("unlock",), ("lock",), ("emergency-close",), ("petition", "close"))
+
+
+def key_commands() -> list[tuple[str, list[str], tuple[str, ...]]]:
+    """(section, what runs anonsign, subcommand) for each key command the guide shows."""
+    found = []
+    for section, command in guide_commands():
+        for part in re.split(r"&&|;|\|", command):
+            words = shlex.split(part)
+            for i, word in enumerate(words):
+                if word.rsplit("/", 1)[-1] not in {"anonsign", "anonsign-admin"}:
+                    continue
+                for sub in KEY_COMMANDS:
+                    if tuple(words[i + 1 : i + 1 + len(sub)]) == sub:
+                        found.append((section, words[: i + 1], sub))
+    return found
+
+
+CONTAINERS = "The container variant (PostgreSQL)"
+
+
+def test_the_guide_runs_the_key_commands_as_the_service_does() -> None:
+    found = key_commands()
+    on_host = [(runner, sub) for section, runner, sub in found if section != CONTAINERS]
+    # On a host: always through anonsign-admin, as the service's user with its key path
+    # (root would leave a key file the service cannot read).
+    assert {sub for _, sub in on_host} == set(KEY_COMMANDS)
+    assert [runner for runner, _ in on_host if runner != ["anonsign-admin"]] == []
+    # In containers: close and stop in the server's own container (`exec`), where its
+    # process id means something; unlock may use a fresh one.
+    in_containers = [(runner, sub) for section, runner, sub in found if section == CONTAINERS]
+    assert {sub for _, sub in in_containers} >= {
+        ("unlock",),
+        ("emergency-close",),
+        ("petition", "close"),
+    }
+    for runner, sub in in_containers:
+        if sub == ("unlock",):
+            assert runner[:3] == ["docker", "compose", "run"], runner
+        else:
+            assert runner == ["docker", "compose", "exec", "app", "anonsign"], runner
+
+
+def test_the_guide_shows_the_key_path_the_unit_uses(service_unit: dict[str, list[str]]) -> None:
+    guide = (DEPLOY / "README.md").read_text()
+    shown = re.findall(r"ANONSIGN_MASTER_KEY_FILE=(\S+)", guide)
+    assert shown, "the guide shows no key path"
+    assert set(shown) == {unit_environment(service_unit)["ANONSIGN_MASTER_KEY_FILE"]}
+    assert [c for _, c in guide_commands() if "LoadCredential" in c] == []
+
+
+def test_nothing_in_deploy_hands_over_the_keys_as_a_credential() -> None:
+    # A credential is a copy frozen when a unit starts: the close's new master key would
+    # never reach it. Only the PostgreSQL password, which does not change, is one.
+    credentials = []
+    for path in sorted(DEPLOY.iterdir()):
+        if not path.is_file() or path.name == "README.md":
+            continue
+        for raw in path.read_text().splitlines():
+            line = raw.strip()
+            if line.startswith("#"):
+                continue
+            # The master key as a credential, by its directory: %d, or systemd-run's.
+            assert not re.search(r"(%d|\$creds|/run/credentials\S*)/master", line), line
+            credentials += [
+                (path.name, match) for match in re.findall(r"LoadCredential=([^\s\\]+)", line)
+            ]
+    assert credentials == [
+        ("anonsign-admin", "pgpass:/etc/anonsign/pgpass"),
+        ("anonsign-postgresql.conf", "pgpass:/etc/anonsign/pgpass"),
+    ]
 
 
 # --- MemoryDenyWriteExecute -----------------------------------------------------------------
