@@ -36,8 +36,8 @@ class Settings:
 
     instance_path: Path
     database_url: str
-    #: Where the unlocked master key is read from, when set explicitly (a systemd
-    #: credential such as ``%d/master.key``); see :attr:`unlocked_master_key_file`.
+    #: Where the unlocked server keys are read from, when set explicitly (in production
+    #: ``/run/anonsign-unlock/master.key``, see deploy/); see :attr:`unlocked_master_key_file`.
     master_key_file: Path | None
     argon2: Argon2Params = DEFAULT_ARGON2
     site_name: str = "anonsign"

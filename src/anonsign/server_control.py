@@ -79,6 +79,8 @@ def find_server(settings: Settings) -> RunningServer | None:
         return None
     if b"anonsign" not in cmdline and b"gunicorn" not in cmdline:
         return None  # the number now belongs to another program
+    if pid == os.getpid():
+        return None  # another container's server, whose number this command now has
     return RunningServer(pid) if _alive(pid) else None
 
 

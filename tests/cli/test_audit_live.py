@@ -65,7 +65,7 @@ def test_audit_against_a_real_server(
         lines = (honest / "leaves").read_text().splitlines()
         urlsafe = base64.urlsafe_b64encode(base64.b64decode(lines[5])).decode().rstrip("=")
         for entry, position in ((lines[3], "entry 4 of 6"), (urlsafe, "entry 6 of 6")):
-            included = audit("inclusion", url, entry, "--key", str(key))
+            included = audit("inclusion", url, "--key", str(key), "--", entry)  # "-" can lead
             assert included.exit_code == 0, included.output
             assert f"counted, as {position}" in included.output
         absent = audit("inclusion", url, base64.b64encode(bytes(32)).decode(), "--key", str(key))

@@ -175,7 +175,8 @@ def inclusion_command(url: str, entry: str, key_file: Path) -> None:
     ENTRY is one 32-byte entry of the public log, as a line of the leaves file that
     `audit fetch` writes (base64) or in base64url. The latest checkpoint is checked
     against --key, then the server's inclusion proof against that checkpoint. Run it
-    over Tor: the server learns which entry is asked.
+    over Tor: the server learns which entry is asked. An entry in base64url may start
+    with "-": put `--` before it (anonsign audit inclusion URL --key K -- ENTRY).
     """
     import base64
     import binascii

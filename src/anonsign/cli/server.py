@@ -93,7 +93,7 @@ def unlock(passphrase_file: Path | None, allow_disk: bool) -> None:
     path = unlock_instance(
         settings, read_passphrase(passphrase_file, new=False), allow_disk=allow_disk
     )
-    click.echo(f"Unlocked: the master key is in {path} until the next reboot or `anonsign lock`.")
+    click.echo(f"Unlocked: the server keys are in {path} until the next reboot or `anonsign lock`.")
 
 
 def _stop_server(settings: Settings) -> str:
@@ -119,9 +119,9 @@ def lock() -> None:
     from anonsign.instance import forget_unlocked_key
 
     settings = _settings()
-    click.echo(_stop_server(settings))
-    path = forget_unlocked_key(settings)
+    path = forget_unlocked_key(settings)  # first, as emergency-close does
     click.echo(f"Locked: removed {path}." if path else "Already locked.")
+    click.echo(_stop_server(settings))
 
 
 @click.command("emergency-close")
@@ -153,12 +153,13 @@ def emergency_close(yes: bool) -> None:
             click.echo(f"closed {petition.slug}")
     finally:
         service.close_connections()
-    stopped = _stop_server(settings)
-    path = forget_unlocked_key(settings)
     click.echo(f"Closed {len(open_petitions)} petitions; their peppers are destroyed.")
-    click.echo(stopped)
+    # The keys go first: if the server does not stop, or stopping it ends this command
+    # (in a container whose first process is the server), no copy is left on tmpfs.
+    path = forget_unlocked_key(settings)
     if path:
         click.echo(f"Removed the unlocked keys at {path}.")
+    click.echo(_stop_server(settings))
 
 
 @click.command()
