@@ -250,9 +250,9 @@ def app(settings: Settings, service: Service) -> Flask:
     return flask_app
 
 
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client whose requests all carry a spoofed address, forwarded header and agent."""
+def spoofed_client(app: Flask) -> FlaskClient:
+    """A new test client (its own cookies) whose requests all carry a spoofed address,
+    forwarded headers and agent, which the suite's log scan then looks for."""
     test_client = app.test_client()
     test_client.environ_base.update(
         {
@@ -263,6 +263,12 @@ def client(app: Flask) -> FlaskClient:
         }
     )
     return test_client
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client whose requests all carry a spoofed address, forwarded header and agent."""
+    return spoofed_client(app)
 
 
 # --- signing through the form, as a browser does --------------------------------------------

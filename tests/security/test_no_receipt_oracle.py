@@ -31,7 +31,7 @@ from anonsign.crypto.keyfile import OrganizerSecretKey
 from anonsign.domain.petitions import Petition
 from anonsign.service import Service
 from anonsign.storage.migrate import alembic_config, upgrade
-from tests.conftest import SPOOFED_ADDRESS, SPOOFED_AGENT, SPOOFED_FORWARDED, make_petition, sign
+from tests.conftest import make_petition, sign, spoofed_client
 
 SIGNER = "suspect@example.org"  # A: signed by the suspect, then submitted by the adversary
 NEVER_SEEN = "someone-else@example.org"  # B: submitted by the adversary only
@@ -59,15 +59,7 @@ def target(
 @pytest.fixture
 def adversary(app: Flask) -> FlaskClient:
     """A second browser, with its own session, carrying the suite's spoofed headers."""
-    other = app.test_client()
-    other.environ_base.update(
-        {
-            "REMOTE_ADDR": SPOOFED_ADDRESS,
-            "HTTP_X_FORWARDED_FOR": SPOOFED_FORWARDED,
-            "HTTP_USER_AGENT": SPOOFED_AGENT,
-        }
-    )
-    return other
+    return spoofed_client(app)
 
 
 def encodings(value: bytes) -> list[bytes]:

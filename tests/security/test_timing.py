@@ -29,7 +29,7 @@ from tests.conftest import CHEAP_ARGON2, csrf_token, make_petition
 
 KINDS = ("new", "repeat of pending", "repeat of published")
 COSTS = {
-    "cheap": (CHEAP_ARGON2, 60),
+    "cheap": (CHEAP_ARGON2, 150),
     "default": (DEFAULT_ARGON2, 24),
 }
 
