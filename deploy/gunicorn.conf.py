@@ -46,6 +46,11 @@ limit_request_field_size = _options["limit_request_field_size"]
 # through unchanged: honour no X-Forwarded-Proto, X-Forwarded-SSL or SCRIPT_NAME header.
 secure_scheme_headers = _options["secure_scheme_headers"]
 forwarder_headers = _options["forwarder_headers"]
+# tor's HiddenServiceExportCircuitID haproxy (torrc) starts each stream with a PROXY v1
+# line naming its circuit: the app's per-circuit rate limit keys on it (hashed under a key
+# that lives only in memory). Only the socket's peers (tor) and loopback may send one.
+proxy_protocol = _options["proxy_protocol"]
+proxy_allow_ips = _options["proxy_allow_ips"]
 # A signature costs one Argon2id computation; a request taking this long is stuck.
 timeout = _options["timeout"]
 graceful_timeout = _options["graceful_timeout"]

@@ -6,7 +6,8 @@ parameter taken from settings, and the key-file KDF is lowered by ``cheap_keyfil
 
 Every test that uses ``database_url`` runs twice: on SQLite, and on PostgreSQL when
 ``ANONSIGN_TEST_DATABASE_URL`` names a server (``.ci/run`` sets it); without one, the
-PostgreSQL variant is skipped with that reason.
+PostgreSQL variant is skipped with that reason. Tests of the limiter's Redis storage
+read ``ANONSIGN_TEST_REDIS_URL`` the same way (fixture ``redis_url``).
 """
 
 from __future__ import annotations
@@ -40,14 +41,27 @@ from anonsign.instance import init_instance
 from anonsign.service import Service
 
 CHEAP_ARGON2 = Argon2Params(time_cost=1, memory_kib=64, parallelism=1)
+#: The suite signs hundreds of times from one address within a minute, in process and
+#: through real servers (which inherit the environment): rate limits out of the way,
+#: except in the tests of the limits themselves (tests/web/test_limits*.py), which set
+#: their own or remove these to get the defaults.
+SUITE_RATE_LIMITS = {
+    "ANONSIGN_RATELIMIT_GLOBAL": "1000000/minute",
+    "ANONSIGN_RATELIMIT_PETITION": "1000000/minute",
+    "ANONSIGN_RATELIMIT_CIRCUIT": "1000000/minute",
+    "ANONSIGN_RATELIMIT_PAGES": "1000000/minute",
+}
 CHEAP_KEYFILE_KDF = Argon2Params(time_cost=1, memory_kib=8192, parallelism=1)
 PG_ENV = "ANONSIGN_TEST_DATABASE_URL"
+REDIS_ENV = "ANONSIGN_TEST_REDIS_URL"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "real_kdf: keep the real key-file Argon2id cost instead of the cheap one"
     )
+    for name, value in SUITE_RATE_LIMITS.items():
+        os.environ.setdefault(name, value)
     LOG_CAPTURE.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(LOG_CAPTURE)
@@ -140,6 +154,24 @@ def postgres_admin_url() -> str:
     return url
 
 
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The Redis database named by ANONSIGN_TEST_REDIS_URL (db 15 in CI), empty at the
+    start and at the end; tests that use it share one xdist group, never two at once."""
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        pytest.skip(f"{REDIS_ENV} is not set: no Redis server to test against")
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
 def _pg_url(admin_url: str, database: str) -> str:
     url = make_url(admin_url).set(database=database)
     if url.drivername == "postgresql":
@@ -181,7 +213,11 @@ def instance_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(instance_path: Path, database_url: str) -> Settings:
     return load_settings(
-        {"ANONSIGN_INSTANCE": str(instance_path), "ANONSIGN_DATABASE_URL": database_url},
+        {
+            "ANONSIGN_INSTANCE": str(instance_path),
+            "ANONSIGN_DATABASE_URL": database_url,
+            **SUITE_RATE_LIMITS,
+        },
         argon2=CHEAP_ARGON2,
         site_name="anonsign test",
         publisher_period=0.0,

@@ -98,3 +98,116 @@ class Browser:
         if contact:
             form["contact"] = contact
         return self.request(f"/p/{slug}/sign", form)
+
+
+# --- a server on a unix socket, reached the way tor reaches it --------------------------
+
+
+def wait_for_socket(path: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited early with status {process.returncode}")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.5)
+                sock.connect(str(path))
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the server did not listen on {path} within {timeout} s")
+
+
+@contextmanager
+def serving_on_socket(
+    env: Mapping[str, str], sock: Path, log: Path, *, without: tuple[str, ...] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``anonsign serve --socket SOCK`` in its own process group until the block ends,
+    with ``env`` added to this environment and the variables ``without`` removed."""
+    full = {k: v for k, v in os.environ.items() if k not in without}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [ANONSIGN, "serve", "--socket", str(sock)],
+            env={**full, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_socket(sock, process)
+            yield process
+        finally:
+            stop_group(process)
+
+
+#: tor(1), HiddenServiceExportCircuitID: the circuit id is the last 32 bits of this /96.
+CIRCUIT_PREFIX = "fc00:dead:beef:4dad::"
+
+
+def circuit_address(circuit_id: int) -> str:
+    """The source address tor writes in its PROXY line for one circuit."""
+    return f"{CIRCUIT_PREFIX}{circuit_id >> 16:x}:{circuit_id & 0xFFFF:x}"
+
+
+def proxy_line(source: str, source_port: int = 65535, dest_port: int = 80) -> bytes:
+    """A PROXY v1 line as tor's ``HiddenServiceExportCircuitID haproxy`` writes it."""
+    family = "TCP6" if ":" in source else "TCP4"
+    dest = "::1" if family == "TCP6" else "127.0.0.1"
+    return f"PROXY {family} {source} {dest} {source_port} {dest_port}\r\n".encode()
+
+
+class Circuit:
+    """One Tor circuit to a server on a unix socket: every connection (stream) starts
+    with tor's PROXY line for ``source``; cookies are kept like a browser keeps them."""
+
+    def __init__(self, sock: Path, source: str) -> None:
+        self.sock = sock
+        self.source = source
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self, method: str, path: str, form: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, str], str]:
+        body = urllib.parse.urlencode(form).encode() if form is not None else b""
+        head = [f"{method} {path} HTTP/1.1", "Host: localhost", "Connection: close"]
+        if self.cookies:
+            head.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+        if form is not None:
+            head += [
+                "Content-Type: application/x-www-form-urlencoded",
+                f"Content-Length: {len(body)}",
+            ]
+        raw = "\r\n".join(head).encode() + b"\r\n\r\n" + body
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(30)
+            conn.connect(str(self.sock))
+            conn.sendall(proxy_line(self.source) + raw)
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        head_bytes, _, content = answer.partition(b"\r\n\r\n")
+        status_line, *header_lines = head_bytes.decode("latin-1").split("\r\n")
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+            if name.strip().lower() == "set-cookie":
+                cookie = value.strip().split(";", 1)[0]
+                key, _, val = cookie.partition("=")
+                self.cookies[key] = val
+        return int(status_line.split(" ")[1]), headers, content.decode("utf-8", "replace")
+
+    def form_token(self, slug: str) -> str | None:
+        """Open the petition page; its CSRF token, or None when the page was refused."""
+        status, _headers, page = self.request("GET", f"/p/{slug}")
+        match = CSRF.search(page)
+        return match.group(1) if status == 200 and match else None
+
+    def post_sign(self, slug: str, token: str, identifier: str) -> tuple[int, dict[str, str], str]:
+        form = {"csrf_token": token, "identifier": identifier, "consent": "y"}
+        return self.request("POST", f"/p/{slug}/sign", form)
+
+    def sign(self, slug: str, identifier: str) -> int:
+        token = self.form_token(slug)
+        assert token, "the petition page was refused"
+        return self.post_sign(slug, token, identifier)[0]

@@ -29,6 +29,24 @@ DEFAULT_PUBLISH_INTERVAL = 3600
 #: Dedup-key cost for new petitions (RFC 9106's second recommendation uses 64 MiB, t=3).
 DEFAULT_ARGON2 = Argon2Params(time_cost=3, memory_kib=65536, parallelism=1)
 
+# Rate limits (anonsign.web.limits; SECURITY.md, "Rate limits"), in Flask-Limiter's syntax.
+# Sized from Argon2id: at the default cost one hash takes about 0.3 s of a core, so a
+# small two-core server signs about 400 a minute. 600 a minute (10 a second) is a little
+# above what such a server can hash: the cap never refuses work the machine could do,
+# and stops a flood from queueing minutes of hashing. Raise it on a bigger server
+# (``anonsign calibrate`` prints what this one takes).
+DEFAULT_RATELIMIT_GLOBAL = "600/minute"
+#: Half the global cap: a flood aimed at one petition leaves the other half to the rest.
+DEFAULT_RATELIMIT_PETITION = "300/minute"
+#: Sign posts per Tor circuit (or clearnet peer): a person signs once, perhaps retries
+#: after a typo; a household sharing one Tor Browser shares one circuit.
+DEFAULT_RATELIMIT_CIRCUIT = "5/minute"
+#: Page requests per circuit (no Argon2 work): generous for reading and switching language.
+DEFAULT_RATELIMIT_PAGES = "60/minute"
+#: Counters in each process's memory; ``redis://`` (or ``redis+unix://``) to share them.
+DEFAULT_RATELIMIT_STORAGE_URI = "memory://"
+RATELIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -68,6 +86,16 @@ class Settings:
     #: ``calibrate`` only, to keep its recommendation (and its own measuring) within it;
     #: None: half of this machine's memory.
     memory_budget_mib: int | None = None
+    #: Sign posts, all petitions together (a constant key: it identifies nobody).
+    ratelimit_global: str = DEFAULT_RATELIMIT_GLOBAL
+    #: Sign posts per petition (its slug is the key).
+    ratelimit_petition: str = DEFAULT_RATELIMIT_PETITION
+    #: Sign posts per Tor circuit or clearnet peer, keyed by an HMAC under an in-memory key.
+    ratelimit_circuit: str = DEFAULT_RATELIMIT_CIRCUIT
+    #: Page requests (GET, HEAD) of the public pages per circuit or peer.
+    ratelimit_pages: str = DEFAULT_RATELIMIT_PAGES
+    #: Where the limiter counts: ``memory://`` (per process) or a Redis URI (shared).
+    ratelimit_storage_uri: str = DEFAULT_RATELIMIT_STORAGE_URI
 
     @property
     def session_key_file(self) -> Path:
@@ -124,6 +152,42 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
+    """A rate limit in Flask-Limiter's notation (``600/minute``, ``10 per second``, or
+    several joined by ``;``), checked by the ``limits`` library that will parse it."""
+    raw = (env.get(ENV_PREFIX + name) or "").strip()
+    if not raw:
+        return default
+    from limits import parse_many  # imported only when set: it costs every CLI command 0.2 s
+
+    try:
+        parsed = parse_many(raw)
+    except ValueError:
+        parsed = []
+    if not parsed or any(item.amount < 1 for item in parsed):
+        raise ConfigError(
+            f"{ENV_PREFIX}{name} must be a rate limit such as 600/minute or 10 per second, "
+            f"not {raw!r}."
+        )
+    return raw
+
+
+def _storage_uri(env: Mapping[str, str]) -> str:
+    raw = (env.get(ENV_PREFIX + "RATELIMIT_STORAGE_URI") or "").strip()
+    if not raw:
+        return DEFAULT_RATELIMIT_STORAGE_URI
+    scheme, sep, _rest = raw.partition("://")
+    if not sep or scheme.lower() not in RATELIMIT_STORAGE_SCHEMES:
+        # Fail closed: a typo must not leave signing without a working limiter. The
+        # message names the scheme only: the rest of a URI may hold a password.
+        shown = f"{scheme}://" if sep else "a value without ://"
+        raise ConfigError(
+            f"{ENV_PREFIX}RATELIMIT_STORAGE_URI must start with memory://, redis://, rediss:// "
+            f"or redis+unix://, not {shown}."
+        )
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -162,5 +226,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         worker_max_age=float(_int(env, "WORKER_MAX_AGE", 600, 0)),
         log_name=(env.get(ENV_PREFIX + "LOG_NAME") or "anonsign").strip() or "anonsign",
         memory_budget_mib=_int(env, "MEMORY_BUDGET_MIB", 0, 1) or None,
+        ratelimit_global=_rate_limit(env, "RATELIMIT_GLOBAL", DEFAULT_RATELIMIT_GLOBAL),
+        ratelimit_petition=_rate_limit(env, "RATELIMIT_PETITION", DEFAULT_RATELIMIT_PETITION),
+        ratelimit_circuit=_rate_limit(env, "RATELIMIT_CIRCUIT", DEFAULT_RATELIMIT_CIRCUIT),
+        ratelimit_pages=_rate_limit(env, "RATELIMIT_PAGES", DEFAULT_RATELIMIT_PAGES),
+        ratelimit_storage_uri=_storage_uri(env),
     )
     return settings.with_overrides(**overrides) if overrides else settings

@@ -119,6 +119,7 @@ TORRC = {
     "HiddenServiceDir": "/var/lib/tor/anonsign/",
     "HiddenServiceVersion": "3",
     "HiddenServicePort": f"80 unix:{SOCKET}",
+    "HiddenServiceExportCircuitID": "haproxy",
     "HiddenServiceNumIntroductionPoints": "3",
     "HiddenServiceEnableIntroDoSDefense": "1",
     "HiddenServiceEnableIntroDoSRatePerSec": "25",

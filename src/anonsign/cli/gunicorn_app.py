@@ -4,9 +4,9 @@ This module is the one source of gunicorn settings: ``anonsign serve`` uses
 :func:`gunicorn_options`, and so does ``deploy/gunicorn.conf.py`` for operators who run
 gunicorn themselves (with :mod:`anonsign.wsgi` as the app), so the two cannot drift apart.
 No access log, the error log through :class:`anonsign.logs.PrivacyFilter`, no control
-socket (gunicorn 25+ opens one by default), no trust in forwarding headers, and tight
-request limits. The app is built in each worker, after the fork, so every worker has
-its own database connections.
+socket (gunicorn 25+ opens one by default), no trust in forwarding headers, tor's PROXY
+line read for the per-circuit rate limit, and tight request limits. The app is built in
+each worker, after the fork, so every worker has its own database connections.
 
 The master process (gunicorn's arbiter) never reads a secret: the readiness check that
 opens the instance runs in a child process that exits before serving starts, so after a
@@ -81,6 +81,18 @@ def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, A
         # client's headers through unchanged: honour no X-Forwarded-* or SCRIPT_NAME.
         "secure_scheme_headers": {},
         "forwarder_headers": "",
+        # tor's HiddenServiceExportCircuitID haproxy (deploy/torrc) starts every stream
+        # with a PROXY v1 line naming its circuit; REMOTE_ADDR becomes that address, the
+        # per-circuit rate limit's bucket (anonsign.web.limits), so one abuser cannot
+        # lock everyone out of a bucket all onion clients share. v1 only: tor writes
+        # nothing else, and the binary v2 parser is surface we do not need.
+        "proxy_protocol": "v1",
+        # Who may send that line. gunicorn accepts it from any peer of a unix socket
+        # (only tor's group can connect: umask above) and, on TCP, from these addresses
+        # only: a client elsewhere that sends one is refused (403), so it cannot choose
+        # its own bucket. A clearnet front on loopback must speak PROXY (haproxy
+        # send-proxy, nginx stream proxy_protocol), or its clients share one bucket.
+        "proxy_allow_ips": "127.0.0.1,::1",
         "proc_name": "anonsign",
         # petition close, emergency-close and lock find the server here.
         "pidfile": str(settings.pid_file),

@@ -52,3 +52,7 @@ SEALED_SERVER_KEYS_HEADER = "anonsign-sealed-master-key-v2"
 
 #: Associated data of the AEAD that seals the server keys (v2) under the unlock passphrase.
 SEALED_SERVER_KEYS_AEAD = b"anonsign/sealed-master-key/v2"
+
+#: HMAC-SHA256 input prefix for a rate-limit bucket name (a peer address or Tor circuit
+#: under a random key held only in one process's memory; anonsign.crypto.buckets).
+RATELIMIT_BUCKET = b"anonsign/ratelimit/bucket/v1"

@@ -10,13 +10,15 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from anonsign.web import errors, guard, headers, i18n, log, public
+    from anonsign.web import errors, guard, headers, i18n, limits, log, public
 
     # First: every other part renders pages, and a page needs its locale.
     i18n.init_app(app)
     headers.init_app(app)
     errors.init_app(app)
     public.init_app(app)
+    # After public: it wraps the sign view and limits the public blueprint's pages.
+    limits.init_app(app)
     log.init_app(app)
     # Around the whole WSGI app, so every reader of the body goes through it.
     guard.init_app(app)

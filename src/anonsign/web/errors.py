@@ -51,6 +51,10 @@ MESSAGES = {
         lazy_gettext("Too many requests right now."),
         lazy_gettext("Please wait a few minutes and try again."),
     ),
+    503: (
+        lazy_gettext("The service is busy right now."),
+        lazy_gettext("Please try again in a minute."),
+    ),
     500: (
         lazy_gettext("Something went wrong on our side."),
         lazy_gettext("Nothing you entered was kept. Please try again."),
