@@ -52,3 +52,6 @@ SEALED_SERVER_KEYS_HEADER = "anonsign-sealed-master-key-v2"
 
 #: Associated data of the AEAD that seals the server keys (v2) under the unlock passphrase.
 SEALED_SERVER_KEYS_AEAD = b"anonsign/sealed-master-key/v2"
+
+#: HKDF ``info`` that turns the instance's session key into the sign-form token's MAC key.
+FORM_TOKEN_KEY = b"anonsign/form-token/v1"
