@@ -221,6 +221,9 @@ def settings(instance_path: Path, database_url: str) -> Settings:
         argon2=CHEAP_ARGON2,
         site_name="anonsign test",
         publisher_period=0.0,
+        # `sign` posts the moment it has the page; the real two-second minimum has its
+        # own tests (tests/web/test_form_token.py) and the browser test waits it out.
+        form_min_seconds=0,
     )
 
 
@@ -310,12 +313,33 @@ def client(app: Flask) -> FlaskClient:
 # --- signing through the form, as a browser does --------------------------------------------
 
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+FORM_TOKEN_INPUT = re.compile(r'name="form_token" value="([^"]+)"')
+#: The honeypot field, which a browser posts empty (web.form_guard).
+HONEYPOT = "website"
 
 
 def csrf_token(html: str) -> str:
     match = CSRF_INPUT.search(html)
     assert match, "the page has no CSRF token"
     return match.group(1)
+
+
+def form_token(html: str) -> str:
+    match = FORM_TOKEN_INPUT.search(html)
+    assert match, "the page has no form token"
+    return match.group(1)
+
+
+def form_fields(html: str) -> dict[str, str]:
+    """What a browser posts besides the signer's input: both tokens and the empty honeypot."""
+    return {"csrf_token": csrf_token(html), "form_token": form_token(html), HONEYPOT: ""}
+
+
+def page_fields(client: FlaskClient, slug: str) -> dict[str, str]:
+    """Load the petition page, as a browser does before each post, and take its fields."""
+    page = client.get(f"/p/{slug}")
+    assert page.status_code == 200, page.status_code
+    return form_fields(page.get_data(as_text=True))
 
 
 def sign(
@@ -329,9 +353,7 @@ def sign(
 ) -> TestResponse:
     """Open the petition page and post its form, the way a browser without JS does."""
     SUBMITTED.update({identifier, contact} - {""})
-    page = client.get(f"/p/{slug}")
-    assert page.status_code == 200, page.status_code
-    form = {"csrf_token": csrf_token(page.get_data(as_text=True)), "identifier": identifier}
+    form = page_fields(client, slug) | {"identifier": identifier}
     if contact:
         form["contact"] = contact
     if consent:

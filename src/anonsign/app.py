@@ -12,10 +12,6 @@ from anonsign.logs import PrivacyFilter
 from anonsign.publisher import PublisherThread
 from anonsign.service import Service
 
-#: Tor circuits are slow and people hesitate before signing something that can cost
-#: them; a form stays valid for six hours (SecureDrop-like leniency).
-CSRF_WINDOW_SECONDS = 6 * 3600
-
 
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> Flask:
     settings = settings or load_settings()
@@ -35,7 +31,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         SESSION_COOKIE_SAMESITE="Strict",
         # Onion services are HTTP by design (Tor encrypts end to end), so no Secure flag.
         SESSION_COOKIE_SECURE=False,
-        WTF_CSRF_TIME_LIMIT=CSRF_WINDOW_SECONDS,
+        # Tor circuits are slow and people hesitate before signing something that can cost
+        # them: the CSRF token lasts as long as the sign form's own token (six hours by
+        # default), so a form that one accepts the other does not refuse.
+        WTF_CSRF_TIME_LIMIT=settings.form_max_seconds,
         # The Referer check is for HTTPS only; the Origin check in web.public covers us.
         WTF_CSRF_SSL_STRICT=False,
         TEMPLATES_AUTO_RELOAD=False,

@@ -26,6 +26,14 @@ DEFAULT_PUBLISH_MIN = 20
 #: ... and at least this long since the hour of the last one.
 DEFAULT_PUBLISH_INTERVAL = 3600
 
+#: A sign form is accepted no sooner than this after its page was rendered: a script that
+#: posts the moment it reads the page must wait, a person never notices (SECURITY.md,
+#: "forms that cannot be replayed").
+DEFAULT_FORM_MIN_SECONDS = 2
+#: ... and no later than this: Tor circuits are slow and people hesitate before signing
+#: something that can cost them (SecureDrop-like leniency). The CSRF token lasts as long.
+DEFAULT_FORM_MAX_SECONDS = 6 * 3600
+
 #: Dedup-key cost for new petitions (RFC 9106's second recommendation uses 64 MiB, t=3).
 DEFAULT_ARGON2 = Argon2Params(time_cost=3, memory_kib=65536, parallelism=1)
 
@@ -72,6 +80,9 @@ class Settings:
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     publish_min: int = DEFAULT_PUBLISH_MIN
     publish_interval: int = DEFAULT_PUBLISH_INTERVAL
+    #: The window in which a rendered sign form may be posted, once (crypto.form_token).
+    form_min_seconds: int = DEFAULT_FORM_MIN_SECONDS
+    form_max_seconds: int = DEFAULT_FORM_MAX_SECONDS
     #: How often each server process looks for a due batch (0: no background publisher).
     publisher_period: float = 60.0
     #: A worker process is replaced after about this many requests ...
@@ -210,6 +221,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
             f"{ENV_PREFIX}ONION_ADDRESS must be a v3 onion host name (56 letters and "
             f"digits 2-7, then .onion, as in the hostname file of tor), not {onion!r}."
         )
+    form_min = _int(env, "FORM_MIN_SECONDS", DEFAULT_FORM_MIN_SECONDS, 0)
+    form_max = _int(env, "FORM_MAX_SECONDS", DEFAULT_FORM_MAX_SECONDS, 60)
+    if form_min >= form_max:
+        raise ConfigError(
+            f"{ENV_PREFIX}FORM_MIN_SECONDS ({form_min}) must be less than "
+            f"{ENV_PREFIX}FORM_MAX_SECONDS ({form_max})."
+        )
     settings = Settings(
         instance_path=instance,
         database_url=database_url,
@@ -221,6 +239,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         workers=_int(env, "WORKERS", max(1, os.cpu_count() or 1), 1),
         publish_min=_int(env, "PUBLISH_MIN", DEFAULT_PUBLISH_MIN, 0),
         publish_interval=_int(env, "PUBLISH_INTERVAL", DEFAULT_PUBLISH_INTERVAL, 0),
+        form_min_seconds=form_min,
+        form_max_seconds=form_max,
         publisher_period=float(_int(env, "PUBLISHER_PERIOD", 60, 0)),
         worker_max_requests=_int(env, "WORKER_MAX_REQUESTS", 500, 10),
         worker_max_age=float(_int(env, "WORKER_MAX_AGE", 600, 0)),

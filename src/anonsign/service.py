@@ -14,6 +14,7 @@ the old key finds the new one in the instance's key files on its next signature.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ from anonsign.storage.encrypt import StoreState, store_state
 from anonsign.storage.log_store import LogStore, StoredCheckpoint
 from anonsign.storage.migrate import upgrade
 from anonsign.storage.repository import Repository
+from anonsign.storage.used_nonces import UsedNonces
 
 #: Tables a batch drains: rewritten after each batch on PostgreSQL (SQLite zeroes in place).
 PENDING_TABLES = ("pending_signatures", "pending_contacts")
@@ -78,6 +80,8 @@ class Service:
         self._keys = keys
         self._log_signer = log_signer
         self.policy = PublishPolicy(settings.publish_min, settings.publish_interval)
+        #: The hour in which this process last forgot expired form nonces.
+        self._nonces_purged_hour: int | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = False) -> Service:
@@ -252,7 +256,14 @@ class Service:
         return checkpoint
 
     def publish_due(self) -> list[tuple[str, StoredCheckpoint]]:
-        """Publish every open petition whose batch is due (the background publisher)."""
+        """Publish every open petition whose batch is due (the background publisher).
+
+        Also forgets, once an hour, the nonces of form tokens that have expired, so they go
+        even when nobody posts a form.
+        """
+        hour = int(time.time() // 3600)
+        if hour != self._nonces_purged_hour:
+            self.forget_expired_form_nonces(hour)
         published = []
         for petition in self.petitions(open_only=True):
             checkpoint = self.publish(petition.slug, force=False)
@@ -333,3 +344,29 @@ class Service:
                 petition.id, prepared.dedup_key, prepared.sealed_contact
             )
         return petition, prepared.dedup_key
+
+    # --- sign-form tokens ------------------------------------------------------------
+
+    def use_form_nonce(self, nonce: bytes, expires_hour: int, *, current_hour: int) -> bool:
+        """Spend a sign-form token (crypto.form_token); False if it was spent before.
+
+        A transaction of its own, which the web layer commits before it reads the
+        identifier: the token is spent whatever the identifier turns out to be (new,
+        repeated, invalid), and no transaction, so no WAL commit, ever holds a nonce and a
+        signature together. Once an hour per process, the same transaction forgets the
+        nonces of tokens that can no longer be accepted.
+        """
+        with self.db.writing() as session:
+            nonces = UsedNonces(session)
+            if current_hour != self._nonces_purged_hour:
+                nonces.purge(current_hour)
+            fresh = nonces.claim(nonce, expires_hour)
+        self._nonces_purged_hour = current_hour
+        return fresh
+
+    def forget_expired_form_nonces(self, current_hour: int) -> int:
+        """Delete the nonces whose tokens are too old to be accepted in ``current_hour``."""
+        with self.db.writing() as session:
+            forgotten = UsedNonces(session).purge(current_hour)
+        self._nonces_purged_hour = current_hour
+        return forgotten

@@ -43,7 +43,7 @@ from anonsign.cli import gunicorn_app
 from anonsign.cli.gunicorn_app import PrivateLogger, WorkerAgeLimit, gunicorn_options
 from anonsign.config import Settings, load_settings
 from anonsign.domain.petitions import Petition
-from tests.live import ANONSIGN, Browser, free_port, stop_group, wait_for_port
+from tests.live import ANONSIGN, LIVE_DEFAULTS, Browser, free_port, stop_group, wait_for_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SOCKET = "/run/anonsign/anonsign.sock"
@@ -366,6 +366,7 @@ def server_env(settings: Settings, home: Path) -> dict[str, str]:
         "ANONSIGN_DATABASE_URL": settings.database_url,
         "ANONSIGN_WORKERS": "1",
         "HOME": str(home),  # where gunicorn would put its control socket
+        **LIVE_DEFAULTS,
     }
 
 

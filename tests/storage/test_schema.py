@@ -35,6 +35,7 @@ ALLOWED_COLUMNS = {
     "log_nodes": {"petition_id", "level", "idx", "hash"},
     "checkpoints": {"petition_id", "size", "note", "published_hour"},
     "sealed_contacts": {"petition_id", "id", "sealed"},
+    "used_form_nonces": {"nonce", "expires_hour"},
     "alembic_version": {"version_num"},
 }  # fmt: skip
 

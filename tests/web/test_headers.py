@@ -31,7 +31,7 @@ from anonsign.errors import ConfigError
 from anonsign.onion import v3_onion_address
 from anonsign.service import Service
 from anonsign.web.headers import SECURITY_HEADERS
-from tests.conftest import csrf_token, sign
+from tests.conftest import page_fields, sign
 from tests.live import free_port, running
 
 # Written out, not imported: a change to web/headers.py must change this test too.
@@ -149,12 +149,13 @@ def world(
     return World(client, service, petition, service.petition(closed.slug), logged, entry)
 
 
-def _token(w: World, slug: str | None = None) -> str:
-    return csrf_token(w.client.get(f"/p/{slug or w.open.slug}").get_data(True))
+def _fields(w: World, slug: str | None = None) -> dict[str, str]:
+    """A fresh form's tokens; for a petition without a form, the open petition's."""
+    return page_fields(w.client, slug if slug in {w.open.slug, w.logged.slug} else w.open.slug)
 
 
 def _post_sign(w: World, slug: str, **form: str) -> TestResponse:
-    data = {"csrf_token": _token(w), "identifier": "case@example.org", "consent": "y"} | form
+    data = _fields(w, slug) | {"identifier": "case@example.org", "consent": "y"} | form
     return w.client.post(f"/p/{slug}/sign", data=data)
 
 
@@ -197,12 +198,14 @@ CASES: list[tuple[str, str, Request, int]] = [
         400,
     ),
     ("public.sign", "csrf-forged", lambda w: _post_sign(w, w.open.slug, csrf_token="x"), 400),
+    ("public.sign", "form-token-forged", lambda w: _post_sign(w, w.open.slug, form_token="x"), 400),
+    ("public.sign", "honeypot", lambda w: _post_sign(w, w.open.slug, website="x"), 400),
     (
         "public.sign",
         "foreign-origin",
         lambda w: w.client.post(
             f"/p/{w.open.slug}/sign",
-            data={"csrf_token": _token(w), "identifier": "a@example.org", "consent": "y"},
+            data=_fields(w) | {"identifier": "a@example.org", "consent": "y"},
             headers={"Origin": "http://evil.onion"},
         ),
         400,

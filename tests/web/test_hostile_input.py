@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping
+from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
@@ -24,14 +25,15 @@ from anonsign.config import Settings
 from anonsign.domain.petitions import Petition
 from anonsign.service import Service
 from anonsign.web.guard import BodyReadInterrupted, GuardedInput, MalformedBody
-from tests.conftest import csrf_token
+from tests.conftest import HONEYPOT, page_fields
 from tests.web.test_headers import EXPECTED_HEADERS, ONION
 
 ACCEPTABLE = {200, 400, 404, 405, 410, 413, 415}
 
 
-def token_for(client: FlaskClient, petition: Petition) -> str:
-    return csrf_token(client.get(f"/p/{petition.slug}").get_data(as_text=True))
+def fields_for(client: FlaskClient, petition: Petition) -> dict[str, str]:
+    """A fresh page's tokens (CSRF and single-use form token) and empty honeypot."""
+    return page_fields(client, petition.slug)
 
 
 def assert_clean_refusal(answer: TestResponse, *statuses: int) -> None:
@@ -46,6 +48,12 @@ def signatures(service: Service) -> int:
     return sum(s.signatures for s in service.summaries())
 
 
+def assert_refused_for_its_input(answer: TestResponse) -> None:
+    """A 400 about what was posted, not the form token's refusal (web.form_guard)."""
+    assert_clean_refusal(answer, 400)
+    assert "was already used" not in answer.get_data(as_text=True)
+
+
 def test_form_limits_are_set(app: Flask) -> None:
     assert app.config["MAX_CONTENT_LENGTH"] == 64 * 1024
     assert app.config["MAX_FORM_MEMORY_SIZE"] == 64 * 1024
@@ -55,7 +63,7 @@ def test_form_limits_are_set(app: Flask) -> None:
 def test_one_megabyte_field_is_413(
     client: FlaskClient, service: Service, petition: Petition
 ) -> None:
-    data = {"csrf_token": token_for(client, petition), "identifier": "a" * 1_000_000}
+    data = fields_for(client, petition) | {"identifier": "a" * 1_000_000}
     assert_clean_refusal(client.post(f"/p/{petition.slug}/sign", data=data), 413)
     assert signatures(service) == 0
 
@@ -63,16 +71,16 @@ def test_one_megabyte_field_is_413(
 def test_thousands_of_fields_are_refused(
     client: FlaskClient, service: Service, petition: Petition
 ) -> None:
-    token = token_for(client, petition)
+    tokens = urlencode(fields_for(client, petition))
     fields = "&".join(f"f{i}=x" for i in range(5000))
     urlencoded = client.post(
         f"/p/{petition.slug}/sign",
-        data=f"csrf_token={token}&identifier=j@example.org&consent=y&{fields}",
+        data=f"{tokens}&identifier=j@example.org&consent=y&{fields}",
         content_type="application/x-www-form-urlencoded",
     )
     # Flask caps the body (64 KiB); within it, the extra fields are ignored.
     assert urlencoded.status_code in {200, 400, 413}
-    fields_ = {"csrf_token": token, "identifier": "k@example.org", "consent": "y"}
+    fields_ = fields_for(client, petition) | {"identifier": "k@example.org", "consent": "y"}
     fields_.update({f"f{i}": "x" for i in range(2000)})
     body = (
         "".join(
@@ -93,82 +101,74 @@ def test_thousands_of_fields_are_refused(
 def test_nul_and_control_characters_are_400(
     client: FlaskClient, service: Service, petition: Petition
 ) -> None:
-    token = token_for(client, petition)
     for identifier in ["a\x00@example.org", "a@exam\x07ple.org", "\x1b[31m@example.org"]:
         answer = client.post(
             f"/p/{petition.slug}/sign",
-            data={"csrf_token": token, "identifier": identifier, "consent": "y"},
+            data=fields_for(client, petition) | {"identifier": identifier, "consent": "y"},
         )
-        assert_clean_refusal(answer, 400)
+        assert_refused_for_its_input(answer)
     contact = client.post(
         f"/p/{petition.slug}/sign",
-        data={
-            "csrf_token": token,
-            "identifier": "ok@example.org",
-            "contact": "call\x00me",
-            "consent": "y",
-        },
+        data=fields_for(client, petition)
+        | {"identifier": "ok@example.org", "contact": "call\x00me", "consent": "y"},
     )
-    assert_clean_refusal(contact, 400)
+    assert_refused_for_its_input(contact)
     assert signatures(service) == 0
 
 
 def test_invalid_utf8_is_400_and_keeps_nothing(
     client: FlaskClient, service: Service, petition: Petition
 ) -> None:
-    token = token_for(client, petition)
+    tokens = urlencode(fields_for(client, petition))
     urlencoded = client.post(
         f"/p/{petition.slug}/sign",
-        data=f"csrf_token={token}&consent=y&identifier=".encode() + b"\xff\xfe@example.org",
+        data=f"{tokens}&consent=y&identifier=".encode() + b"\xff\xfe@example.org",
         content_type="application/x-www-form-urlencoded",
     )
-    assert_clean_refusal(urlencoded, 400)  # Werkzeug drops the undecodable field
+    assert_refused_for_its_input(urlencoded)  # Werkzeug drops the undecodable field
+    parts = "".join(
+        f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in (fields_for(client, petition) | {"consent": "y"}).items()
+    )
     multipart = client.post(
         f"/p/{petition.slug}/sign",
-        data=(
-            f'--b\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
-            '--b\r\nContent-Disposition: form-data; name="consent"\r\n\r\ny\r\n'
-            '--b\r\nContent-Disposition: form-data; name="identifier"\r\n\r\n'
-        ).encode()
+        data=(parts + '--b\r\nContent-Disposition: form-data; name="identifier"\r\n\r\n').encode()
         + b"\xff\xfe@example.org\r\n--b--\r\n",
         content_type="multipart/form-data; boundary=b",
     )
-    assert_clean_refusal(multipart, 400)  # decoded with U+FFFD, which is refused
+    assert_refused_for_its_input(multipart)  # decoded with U+FFFD, which is refused
     assert signatures(service) == 0
 
 
 def test_missing_forged_and_foreign_posts_get_one_identical_page(
     client: FlaskClient, service: Service, petition: Petition
 ) -> None:
-    token = token_for(client, petition)
+    page = fields_for(client, petition)
+    token = page["csrf_token"]
     url = f"/p/{petition.slug}/sign"
     fields = {"identifier": "h@example.org", "consent": "y"}
     missing = client.post(url, data=fields)
-    forged = client.post(url, data={**fields, "csrf_token": "forged." + token[7:]})
-    foreign = client.post(
-        url, data={**fields, "csrf_token": token}, headers={"Origin": "http://evil.onion"}
-    )
+    forged = client.post(url, data={**page, **fields, "csrf_token": "forged." + token[7:]})
+    foreign = client.post(url, data={**page, **fields}, headers={"Origin": "http://evil.onion"})
     as_json = client.post(url, data=json.dumps(fields), content_type="application/json")
     for answer in (missing, forged, foreign, as_json):
         assert_clean_refusal(answer, 400)
     assert missing.data == forged.data == foreign.data == as_json.data
     assert signatures(service) == 0
-    # The same post from our own origin goes through.
-    ok = client.post(
-        url, data={**fields, "csrf_token": token}, headers={"Origin": "http://localhost"}
-    )
+    # The same post from our own origin goes through (a refused post spent no form token).
+    ok = client.post(url, data={**page, **fields}, headers={"Origin": "http://localhost"})
     assert ok.status_code == 200
 
 
 def test_token_from_another_session_is_refused(
     app: Flask, service: Service, petition: Petition
 ) -> None:
-    token = token_for(app.test_client(), petition)
+    fields = fields_for(app.test_client(), petition)
     other = app.test_client()
     other.get(f"/p/{petition.slug}")
     answer = other.post(
         f"/p/{petition.slug}/sign",
-        data={"csrf_token": token, "identifier": "i@example.org", "consent": "y"},
+        data=fields | {"identifier": "i@example.org", "consent": "y"},
     )
     assert_clean_refusal(answer, 400)
     assert signatures(service) == 0
@@ -183,7 +183,9 @@ def test_wrong_methods_and_odd_paths(client: FlaskClient, petition: Petition) ->
     assert_clean_refusal(client.get("/?" + "a=1&" * 2000), 200)
 
 
-field_names = st.sampled_from(["identifier", "contact", "consent", "csrf_token", "other"])
+field_names = st.sampled_from(
+    ["identifier", "contact", "consent", "csrf_token", "form_token", HONEYPOT, "other"]
+)
 field_values = st.one_of(
     st.text(max_size=300),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
@@ -204,7 +206,7 @@ def test_random_forms_never_get_a_5xx(
     client: FlaskClient, petition: Petition, form: dict[str, str], with_token: bool
 ) -> None:
     if with_token:
-        form["csrf_token"] = token_for(client, petition)
+        form.update(fields_for(client, petition))
     safe = {
         k: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for k, v in form.items()
     }
@@ -415,7 +417,7 @@ def test_a_body_the_server_cannot_decode_is_a_400_page(
     error: BaseException,
     content_type: str,
 ) -> None:
-    token_for(client, petition)
+    fields_for(client, petition)
     answer = client.post(
         f"/p/{petition.slug}/sign",
         content_type=content_type,
@@ -448,9 +450,8 @@ def test_a_malformed_origin_is_refused_like_a_foreign_one(
 ) -> None:
     # urlsplit() raises ValueError on an unclosed IPv6 bracket: with a valid token, that
     # used to be a 500 for anyone who cared to send it.
-    token = token_for(client, petition)
     url = f"/p/{petition.slug}/sign"
-    fields = {"csrf_token": token, "identifier": "o@example.org", "consent": "y"}
+    fields = fields_for(client, petition) | {"identifier": "o@example.org", "consent": "y"}
     foreign = client.post(url, data=fields, headers={"Origin": "http://evil.onion"})
     malformed = client.post(url, data=fields, headers={"Origin": origin})
     assert_clean_refusal(malformed, 400)
@@ -483,11 +484,11 @@ def test_any_header_on_a_post_with_a_valid_token_gets_a_page_with_the_headers(
     app: Flask, petition: Petition, headers: dict[str, str]
 ) -> None:
     browser = app.test_client()
-    token = token_for(browser, petition)
+    fields = fields_for(browser, petition)
     environ = EnvironBuilder(
         path=f"/p/{petition.slug}/sign",
         method="POST",
-        data={"csrf_token": token, "identifier": "fuzz@example.org", "consent": "y"},
+        data=fields | {"identifier": "fuzz@example.org", "consent": "y"},
     ).get_environ()
     cookie = browser.get_cookie("anonsign")
     assert cookie is not None

@@ -31,7 +31,7 @@ from anonsign.domain.identifiers import IdentifierKind
 from anonsign.domain.petitions import Petition, Recipient
 from anonsign.service import Service
 from anonsign.web.markup import render_petition_text
-from tests.conftest import csrf_token, sign
+from tests.conftest import csrf_token, page_fields, sign
 
 WEB = Path(anonsign.web.__file__).parent
 TEMPLATES = sorted((WEB / "templates").rglob("*.html"))
@@ -242,6 +242,18 @@ def _signed(slug: str, identifier: str, lang: str = "en") -> Callable[[Site], Te
     return run
 
 
+def _replayed(slug: str, identifier: str, lang: str) -> Callable[[Site], TestResponse]:
+    """The same form posted twice: the second gets the petition page with the refusal."""
+
+    def run(s: Site) -> TestResponse:
+        s.client.get(f"/?lang={lang}")
+        form = page_fields(s.client, slug) | {"identifier": identifier, "consent": "y"}
+        assert s.client.post(f"/p/{slug}/sign", data=form).status_code == 200
+        return s.client.post(f"/p/{slug}/sign", data=form)
+
+    return run
+
+
 def _csrf_failure(s: Site) -> TestResponse:
     return s.client.post("/p/free-press/sign", data={"identifier": "a@example.org"})
 
@@ -285,6 +297,7 @@ PAGES: dict[str, tuple[Callable[[Site], TestResponse], int]] = {
     "thanks-ru": (_signed("free-press", "a@example.org", "ru"), 200),
     "thanks-tk": (_signed("tm-phones", "+993 65 123456", "tk"), 200),
     "thanks-hostile-tk": (_signed("hostile", "a@example.org", "tk"), 200),
+    "form-refused-tk": (_replayed("tm-phones", "+993 65 123456", "tk"), 400),
     "error-400-form": (_csrf_failure, 400),
     "error-400-host": (_untrusted_host, 400),
     "error-404": (_get("/no-such-page?lang=ru"), 404),

@@ -56,3 +56,6 @@ SEALED_SERVER_KEYS_AEAD = b"anonsign/sealed-master-key/v2"
 #: HMAC-SHA256 input prefix for a rate-limit bucket name (a peer address or Tor circuit
 #: under a random key held only in one process's memory; anonsign.crypto.buckets).
 RATELIMIT_BUCKET = b"anonsign/ratelimit/bucket/v1"
+
+#: HKDF ``info`` that turns the instance's session key into the sign-form token's MAC key.
+FORM_TOKEN_KEY = b"anonsign/form-token/v1"

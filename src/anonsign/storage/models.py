@@ -177,3 +177,24 @@ class CheckpointRow(Base):
     #: When the batch was published, rounded down to the hour: shown as "counted on
     #: <day>", and coarse so it says nothing about any one signer.
     published_hour: Mapped[int] = mapped_column(BigInteger)
+
+
+class UsedFormNonceRow(Base):
+    """The nonce of a sign-form token that was posted, kept until the token expires.
+
+    A token is accepted once (crypto.form_token); this is the memory that makes it so,
+    shared by every worker and host that uses the database. It holds a random nonce and
+    an hour, nothing else: no key shared with any signature (a nonce is used before the
+    identifier is read, in a transaction of its own, whatever the identifier turns out to
+    be), no time finer than the hour, and random keys so the B-tree follows no order.
+    Rows are deleted once their hour has come (the token is too old to be accepted).
+    """
+
+    __tablename__ = "used_form_nonces"
+    __table_args__ = (NO_ROWID,)
+
+    #: 128 random bits from the token; the primary key, so a second use is refused.
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    #: Hours since the epoch: the first whole hour in which the token can no longer be
+    #: accepted, rounded up so that forgetting the nonce then is always safe.
+    expires_hour: Mapped[int] = mapped_column(BigInteger)

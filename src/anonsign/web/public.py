@@ -20,7 +20,9 @@ from anonsign.domain.identifiers import IdentifierKind
 from anonsign.domain.petitions import Petition
 from anonsign.errors import ContactTooLong, InvalidInput
 from anonsign.service import Service
+from anonsign.web import form_guard
 from anonsign.web.errors import error_page, form_rejected
+from anonsign.web.form_guard import FORM_REFUSED, accept_sign_form, issue_form_token
 from anonsign.web.forms import SignForm
 from anonsign.web.i18n import select_locale
 from anonsign.web.markup import render_petition_text
@@ -95,6 +97,8 @@ def _render_petition(
             published=published,
             text=render_petition_text(petition.text),
             form=form,
+            # A fresh token on every rendering, refusals included (web.form_guard).
+            form_token=issue_form_token(petition) if petition.is_open else "",
             error=error,
             identifier_label=str(label),
             identifier_placeholder=placeholder,
@@ -124,6 +128,10 @@ def sign(slug: str) -> tuple[str, int]:
     if not petition.is_open:
         return error_page(410)
     form = SignForm()
+    # Before the identifier is read: a replayed, scripted, too quick or stale form costs
+    # no hashing and moves no count, and the token is spent whatever the identifier is.
+    if not accept_sign_form(petition, form):
+        return _render_petition(petition, form, str(FORM_REFUSED), 400)
     if not form.consent.data:
         return _render_petition(petition, form, str(CONSENT_MISSING), 400)
     try:
@@ -137,4 +145,5 @@ def sign(slug: str) -> tuple[str, int]:
 
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
+    form_guard.init_app(app)
     app.register_blueprint(bp)
