@@ -48,7 +48,7 @@ secure_scheme_headers = _options["secure_scheme_headers"]
 forwarder_headers = _options["forwarder_headers"]
 # tor's HiddenServiceExportCircuitID haproxy (torrc) starts each stream with a PROXY v1
 # line naming its circuit: the app's per-circuit rate limit keys on it (hashed under a key
-# that lives only in memory). Only the socket's peers (tor) and loopback may send one.
+# that lives only in memory). Read on the unix socket only, where tor connects.
 proxy_protocol = _options["proxy_protocol"]
 proxy_allow_ips = _options["proxy_allow_ips"]
 # A signature costs one Argon2id computation; a request taking this long is stuck.

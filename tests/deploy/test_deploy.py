@@ -314,6 +314,17 @@ def test_gunicorn_conf_and_anonsign_serve_share_one_source(
     assert captured == expected
 
 
+def test_tors_proxy_line_is_read_on_the_unix_socket_only() -> None:
+    """tor's circuit id arrives as a PROXY line on the socket (the per-circuit rate limit);
+    on TCP a peer is its own address, and gunicorn would wait for 12 bytes before
+    answering anything, leaving a short malformed request without an answer."""
+    settings = load_settings({})
+    on_socket = gunicorn_options(settings, f"unix:{SOCKET}", 1)
+    assert on_socket["proxy_protocol"] == "v1"
+    assert on_socket["proxy_allow_ips"] == "127.0.0.1,::1"
+    assert gunicorn_options(settings, "127.0.0.1:5000", 1)["proxy_protocol"] == "off"
+
+
 @contextmanager
 def gunicorn_from_conf(env: Mapping[str, str], sock: Path, log: Path) -> Iterator[None]:
     gunicorn = str(Path(sys.executable).parent / "gunicorn")

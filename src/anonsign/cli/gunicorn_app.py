@@ -85,13 +85,15 @@ def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, A
         # with a PROXY v1 line naming its circuit; REMOTE_ADDR becomes that address, the
         # per-circuit rate limit's bucket (anonsign.web.limits), so one abuser cannot
         # lock everyone out of a bucket all onion clients share. v1 only: tor writes
-        # nothing else, and the binary v2 parser is surface we do not need.
-        "proxy_protocol": "v1",
-        # Who may send that line. gunicorn accepts it from any peer of a unix socket
-        # (only tor's group can connect: umask above) and, on TCP, from these addresses
-        # only: a client elsewhere that sends one is refused (403), so it cannot choose
-        # its own bucket. A clearnet front on loopback must speak PROXY (haproxy
-        # send-proxy, nginx stream proxy_protocol), or its clients share one bucket.
+        # nothing else, and the binary v2 parser is surface we do not need. On the unix
+        # socket only, where tor connects (and any peer may send the line: only tor's
+        # group can connect, umask above). On TCP a peer is its own address, and with
+        # the protocol on, gunicorn reads 12 bytes before answering anything, so a
+        # shorter malformed request would get no answer at all.
+        "proxy_protocol": "v1" if bind.startswith("unix:") else "off",
+        # Who may send that line over TCP, should an operator turn it on there: loopback
+        # only (a PROXY-speaking front); anyone else is refused with 403 and cannot
+        # choose its own bucket.
         "proxy_allow_ips": "127.0.0.1,::1",
         "proc_name": "anonsign",
         # petition close, emergency-close and lock find the server here.

@@ -18,11 +18,11 @@ must not see requests, log, or store anything.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from collections.abc import Callable
-from hashlib import sha256
+
+from cryptography.hazmat.primitives import hashes, hmac
 
 from anonsign.crypto import labels
 
@@ -36,8 +36,9 @@ ROTATION_SECONDS = 3600.0
 
 def bucket_name(key: bytes, address: str) -> str:
     """The bucket of ``address`` under ``key``: 32 hex digits that do not contain it."""
-    mac = hmac.new(key, labels.RATELIMIT_BUCKET + b"\x00" + address.encode(), sha256)
-    return mac.digest()[:BUCKET_NAME_BYTES].hex()
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(labels.RATELIMIT_BUCKET + b"\x00" + address.encode())
+    return mac.finalize()[:BUCKET_NAME_BYTES].hex()
 
 
 class BucketKey:

@@ -16,12 +16,12 @@ pages          GET/HEAD of public pages    the peer's bucket name
 
 **The peer.** On the onion service, tor's ``HiddenServiceExportCircuitID haproxy``
 starts every stream with a PROXY v1 line whose source address carries the circuit id
-(``fc00:dead:beef:4dad::AABB:CCDD``); gunicorn reads it (``proxy_protocol``,
-anonsign.cli.gunicorn_app), so ``REMOTE_ADDR`` is that address. On a clearnet mirror it
-is the client's address, or the one a PROXY-speaking front (haproxy, nginx ``stream``)
-writes. Either way the key is its HMAC under a random key that lives only in this
-process's memory and is replaced hourly (anonsign.crypto.buckets): the limiter's key
-function returns the HMAC, never the address. Forwarding headers are never read
+(``fc00:dead:beef:4dad::AABB:CCDD``); gunicorn reads it on the unix socket
+(``proxy_protocol``, anonsign.cli.gunicorn_app), so ``REMOTE_ADDR`` is that address. On
+a clearnet mirror it is the client's address, as the TCP socket gives it. Either way
+the key is its HMAC under a random key that lives only in this process's memory and is
+replaced hourly (anonsign.crypto.buckets): the limiter's key function returns the HMAC,
+never the address. Forwarding headers are never read
 (anyone can send them). A request with no peer address at all (a unix socket without
 tor's PROXY line) gets no per-circuit limit, only the caps, and a warning in the log.
 
