@@ -135,7 +135,7 @@ def serving_on_socket(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``anonsign serve --socket SOCK`` in its own process group until the block ends,
     with ``env`` added to this environment and the variables ``without`` removed."""
-    full = {k: v for k, v in os.environ.items() if k not in without}
+    full = {**LIVE_DEFAULTS, **{k: v for k, v in os.environ.items() if k not in without}}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [ANONSIGN, "serve", "--socket", str(sock)],
@@ -208,14 +208,23 @@ class Circuit:
                 self.cookies[key] = val
         return int(status_line.split(" ")[1]), headers, content.decode("utf-8", "replace")
 
-    def form_token(self, slug: str) -> str | None:
-        """Open the petition page; its CSRF token, or None when the page was refused."""
+    def form_token(self, slug: str) -> dict[str, str] | None:
+        """Open the petition page; its hidden fields (CSRF token, single-use form token,
+        empty honeypot), or None when the page was refused."""
         status, _headers, page = self.request("GET", f"/p/{slug}")
         match = CSRF.search(page)
-        return match.group(1) if status == 200 and match else None
+        if status != 200 or not match:
+            return None
+        fields = {"csrf_token": match.group(1)}
+        token = FORM_TOKEN.search(page)
+        if token:
+            fields |= {"form_token": token.group(1), "website": ""}
+        return fields
 
-    def post_sign(self, slug: str, token: str, identifier: str) -> tuple[int, dict[str, str], str]:
-        form = {"csrf_token": token, "identifier": identifier, "consent": "y"}
+    def post_sign(
+        self, slug: str, fields: dict[str, str], identifier: str
+    ) -> tuple[int, dict[str, str], str]:
+        form = {**fields, "identifier": identifier, "consent": "y"}
         return self.request("POST", f"/p/{slug}/sign", form)
 
     def sign(self, slug: str, identifier: str) -> int:

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from limits.errors import StorageError
 from werkzeug.test import TestResponse
 
-import anonsign.domain.signing
+import anonsign.crypto.dedup
 from anonsign.app import create_app
 from anonsign.config import Settings, load_settings
 from anonsign.crypto.keyfile import OrganizerSecretKey
@@ -64,13 +64,13 @@ def signed(service: Service, petition: Petition) -> int:
 def hashes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the dedup keys computed (each one Argon2id), wherever the sign path asks."""
     calls: list[int] = []
-    real = anonsign.domain.signing.dedup_key
+    real = anonsign.crypto.dedup.dedup_key
 
     def counting(*args: Any, **kwargs: Any) -> bytes:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(anonsign.domain.signing, "dedup_key", counting)
+    monkeypatch.setattr(anonsign.crypto.dedup, "dedup_key", counting)
     return calls
 
 
@@ -321,7 +321,7 @@ def test_a_signature_past_the_limiter_is_kept_and_answered_if_the_storage_fails_
     cannot turn an accepted signature into an error page."""
     app = limited_app(settings, service)
     limits: RateLimits = app.extensions["anonsign.limits"]
-    real = anonsign.domain.signing.dedup_key
+    real = anonsign.crypto.dedup.dedup_key
 
     def fail(*_args: Any, **_kwargs: Any) -> Any:
         raise StorageError(ConnectionError("storage gone"))
@@ -332,7 +332,7 @@ def test_a_signature_past_the_limiter_is_kept_and_answered_if_the_storage_fails_
                 monkeypatch.setattr(limiter.storage, method, fail)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(anonsign.domain.signing, "dedup_key", storage_dies_now)
+    monkeypatch.setattr(anonsign.crypto.dedup, "dedup_key", storage_dies_now)
     answer = sign(client_from(app), petition.slug, "kept@example.org")
     assert answer.status_code == 200
     assert "Thank you" in answer.get_data(as_text=True)
