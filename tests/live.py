@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.cookiejar import CookieJar
 from pathlib import Path
@@ -59,23 +59,37 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running(
-    args: list[str], env: Mapping[str, str], port: int, log: Path
+def _process_group(
+    args: list[str],
+    env: Mapping[str, str],
+    log: Path,
+    ready: Callable[[subprocess.Popen[bytes]], None],
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``anonsign ARGS`` in its own process group until the block ends."""
+    """Run ``anonsign ARGS`` in its own process group, once ``ready`` returns, until the
+    block ends (then the whole group is stopped)."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             [ANONSIGN, *args],
-            env={**os.environ, **LIVE_DEFAULTS, **env},
+            env=dict(env),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
-            wait_for_port(port, process)
+            ready(process)
             yield process
         finally:
             stop_group(process)
+
+
+@contextmanager
+def running(
+    args: list[str], env: Mapping[str, str], port: int, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``anonsign ARGS`` in its own process group until the block ends."""
+    full = {**os.environ, **LIVE_DEFAULTS, **env}
+    with _process_group(args, full, log, lambda p: wait_for_port(port, p)) as process:
+        yield process
 
 
 class Browser:
@@ -136,19 +150,9 @@ def serving_on_socket(
     """``anonsign serve --socket SOCK`` in its own process group until the block ends,
     with ``env`` added to this environment and the variables ``without`` removed."""
     full = {**LIVE_DEFAULTS, **{k: v for k, v in os.environ.items() if k not in without}}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [ANONSIGN, "serve", "--socket", str(sock)],
-            env={**full, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_for_socket(sock, process)
-            yield process
-        finally:
-            stop_group(process)
+    args = ["serve", "--socket", str(sock)]
+    with _process_group(args, {**full, **env}, log, lambda p: wait_for_socket(sock, p)) as process:
+        yield process
 
 
 #: tor(1), HiddenServiceExportCircuitID: the circuit id is the last 32 bits of this /96.
