@@ -54,11 +54,16 @@ proxy_allow_ips = _options["proxy_allow_ips"]
 # A signature costs one Argon2id computation; a request taking this long is stuck.
 timeout = _options["timeout"]
 graceful_timeout = _options["graceful_timeout"]
-# Sync workers, one signature at a time each: memory stays bounded (64 MiB per Argon2id).
-# gunicorn's sync worker with one change: the answers gunicorn writes itself (a request
-# it cannot parse, a client too slow) carry the security headers and quote nothing back.
+# gunicorn's threaded worker with two changes: a request is received whole in the
+# worker's event loop before a thread sees it, so slow clients hold no thread (and each
+# must arrive within ANONSIGN_REQUEST_READ_SECONDS, else 408); and the answers gunicorn
+# writes itself carry the security headers and quote nothing back. How many signatures
+# hash at once is bounded by the app's hashing gate, sized from ANONSIGN_MEMORY_BUDGET_MIB.
 workers = _options["workers"]
 worker_class = _options["worker_class"]
+threads = _options["threads"]
+worker_connections = _options["worker_connections"]
+keepalive = _options["keepalive"]
 proc_name = _options["proc_name"]
 # `anonsign petition close`, `emergency-close` and `lock` find the server by this file.
 # (None while the instance folder is missing: on_starting below then says what to do,

@@ -76,8 +76,16 @@ class Settings:
     max_content_length: int = 64 * 1024
     #: Fields in one form: the sign form has four; more is an attack or a mistake.
     max_form_parts: int = 16
-    #: gunicorn workers for ``anonsign serve``; each may hold one Argon2 computation.
+    #: gunicorn worker processes for ``anonsign serve``.
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    #: Requests each worker serves at once (threads): page loads never wait behind a
+    #: hash, and the hashes at once are the gate's (anonsign.web.capacity).
+    threads: int = 8
+    #: Sign posts that may wait, per hashing slot, before more are shed with 503.
+    hashing_queue: int = 4
+    #: Seconds a client has to send a whole request (head and body) once it connects or
+    #: starts its next one; a slower client gets 408 (anonsign.cli.gunicorn_worker).
+    request_read_seconds: int = 10
     publish_min: int = DEFAULT_PUBLISH_MIN
     publish_interval: int = DEFAULT_PUBLISH_INTERVAL
     #: The window in which a rendered sign form may be posted, once (crypto.form_token).
@@ -93,9 +101,9 @@ class Settings:
     #: The log's name for a new instance (its signing key's name, and the first part of
     #: every petition's origin). Read by ``init`` only; the key file keeps it afterwards.
     log_name: str = "anonsign"
-    #: Memory (MiB) that Argon2id may use with every worker hashing at once. Read by
-    #: ``calibrate`` only, to keep its recommendation (and its own measuring) within it;
-    #: None: half of this machine's memory.
+    #: Memory (MiB) that Argon2id may use with every hashing slot busy: ``calibrate``
+    #: keeps its recommendation (and its own measuring) within it, and the server sizes
+    #: its hashing slots from it (anonsign.web.capacity). None: half this machine's memory.
     memory_budget_mib: int | None = None
     #: Sign posts, all petitions together (a constant key: it identifies nobody).
     ratelimit_global: str = DEFAULT_RATELIMIT_GLOBAL
@@ -237,6 +245,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         trusted_hosts=hosts,
         onion_address=onion,
         workers=_int(env, "WORKERS", max(1, os.cpu_count() or 1), 1),
+        threads=_int(env, "THREADS", 8, 2),
+        hashing_queue=_int(env, "HASHING_QUEUE", 4, 0),
+        request_read_seconds=_int(env, "REQUEST_READ_SECONDS", 10, 1),
         publish_min=_int(env, "PUBLISH_MIN", DEFAULT_PUBLISH_MIN, 0),
         publish_interval=_int(env, "PUBLISH_INTERVAL", DEFAULT_PUBLISH_INTERVAL, 0),
         form_min_seconds=form_min,

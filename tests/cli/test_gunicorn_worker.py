@@ -24,11 +24,16 @@ from gunicorn.http.errors import (
     ObsoleteFolding,
     UnsupportedTransferCoding,
 )
-from gunicorn.workers.sync import SyncWorker
+from gunicorn.workers.gthread import ThreadWorker
 
 from anonsign.cli import gunicorn_worker
 from anonsign.cli.gunicorn_app import gunicorn_options
-from anonsign.cli.gunicorn_worker import SyncWorkerWithHeaders, bare_answer, status_for
+from anonsign.cli.gunicorn_worker import (
+    BufferingThreadWorker,
+    SyncWorkerWithHeaders,
+    bare_answer,
+    status_for,
+)
 from anonsign.config import load_settings
 from anonsign.web.guard import BodyReadInterrupted
 from tests.web.test_headers import EXPECTED_HEADERS
@@ -66,7 +71,7 @@ def test_status_for_each_failure(error: BaseException, request_read: bool, statu
     assert status_for(error, request_read=request_read) == status
 
 
-@pytest.mark.parametrize("status", [400, 403, 408, 414, 417, 431, 500])
+@pytest.mark.parametrize("status", [400, 403, 408, 413, 414, 417, 431, 500])
 def test_bare_answer_is_complete_and_carries_every_header(status: int) -> None:
     raw = bare_answer(status)
     head, _, body = raw.partition(b"\r\n\r\n")
@@ -94,13 +99,17 @@ def test_handle_error_writes_our_answer_and_quotes_nothing(
     assert "qqzv" not in caplog.text
 
 
-def test_serve_uses_the_sync_worker_with_headers(tmp_path: Path) -> None:
-    settings = load_settings({"ANONSIGN_INSTANCE": str(tmp_path)})
-    worker_class = gunicorn_options(settings, "127.0.0.1:0", 1)["worker_class"]
-    loaded = util.load_class(worker_class)
-    assert loaded is SyncWorkerWithHeaders
-    assert issubclass(loaded, SyncWorker)  # the worker model stays sync
+def test_serve_uses_the_buffering_thread_worker_with_headers(tmp_path: Path) -> None:
+    settings = load_settings({"ANONSIGN_INSTANCE": str(tmp_path), "ANONSIGN_THREADS": "6"})
+    options = gunicorn_options(settings, "127.0.0.1:0", 1)
+    loaded = util.load_class(options["worker_class"])
+    assert loaded is BufferingThreadWorker
+    assert issubclass(loaded, ThreadWorker)
+    assert options["threads"] == 6
     # gunicorn swaps any "...SyncWorker" for its threaded worker when threads > 1,
     # which would drop the headers without a word.
-    assert not worker_class.endswith("SyncWorker")
+    assert not options["worker_class"].endswith("SyncWorker")
     assert gunicorn_worker.HeadersOnErrors in loaded.__mro__
+    # The worker learns its read bounds from the settings, in every worker process.
+    setup = options["post_worker_init"]
+    assert (setup.read_seconds, setup.body_limit) == (10, settings.max_content_length)

@@ -40,7 +40,7 @@ from click.testing import CliRunner
 from gunicorn.config import KNOWN_SETTINGS
 
 from anonsign.cli import gunicorn_app
-from anonsign.cli.gunicorn_app import PrivateLogger, WorkerAgeLimit, gunicorn_options
+from anonsign.cli.gunicorn_app import PrivateLogger, WorkerSetup, gunicorn_options
 from anonsign.config import Settings, load_settings
 from anonsign.domain.petitions import Petition
 from tests.live import ANONSIGN, LIVE_DEFAULTS, Browser, free_port, stop_group, wait_for_port
@@ -266,7 +266,7 @@ def test_gunicorn_conf_binds_the_socket_and_keeps_nothing(
     # submission does not stay for long in a live process's memory.
     assert conf["max_requests"] == 500
     assert conf["max_requests_jitter"] == 50
-    assert conf["post_worker_init"] == WorkerAgeLimit(600.0)
+    assert conf["post_worker_init"] == WorkerSetup(600.0, 10, 64 * 1024)
 
 
 def test_gunicorn_conf_takes_the_recycling_bounds_from_the_environment(
@@ -277,7 +277,7 @@ def test_gunicorn_conf_takes_the_recycling_bounds_from_the_environment(
     monkeypatch.setenv("ANONSIGN_WORKER_MAX_AGE", "120")
     conf = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
     assert (conf["max_requests"], conf["max_requests_jitter"]) == (100, 10)
-    assert conf["post_worker_init"] == WorkerAgeLimit(120.0)
+    assert conf["post_worker_init"] == WorkerSetup(120.0, 10, 64 * 1024)
 
 
 #: Names the conf imports for its own use; everything else lowercase is a gunicorn setting.

@@ -35,13 +35,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
 
 from anonsign.crypto.kdf import Argon2Params, argon2id
 from anonsign.errors import CalibrationError, KeyDerivationFailed
+from anonsign.host import default_budget_mib, machine_memory_mib
 
 MIB = 1024  # KiB
 
@@ -187,41 +187,6 @@ def environment_lines(params: Argon2Params) -> list[str]:
 
 
 # --- this machine ----------------------------------------------------------------------------
-
-
-def _cgroup_limit_bytes() -> int | None:
-    """The tightest cgroup v2 ``memory.max`` from this process's cgroup up (containers)."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    path = next((line[3:] for line in lines if line.startswith("0::")), None)
-    if path is None:
-        return None
-    limits = []
-    folder = Path("/sys/fs/cgroup") / path.lstrip("/")
-    for directory in (folder, *folder.parents):
-        try:
-            value = (directory / "memory.max").read_text().strip()
-        except OSError:
-            value = "max"
-        if value.isdigit():
-            limits.append(int(value))
-        if directory == Path("/sys/fs/cgroup"):
-            break
-    return min(limits) if limits else None
-
-
-def machine_memory_mib() -> int:
-    """Physical memory, or the container's limit when that is smaller."""
-    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    limit = _cgroup_limit_bytes()
-    return min(physical, limit) // (1024 * 1024) if limit else physical // (1024 * 1024)
-
-
-def default_budget_mib() -> int:
-    """Half the machine's memory: the rest is for the system, tor and the workers' Python."""
-    return max(1, machine_memory_mib() // 2)
 
 
 # --- measuring -------------------------------------------------------------------------------

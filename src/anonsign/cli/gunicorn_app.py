@@ -39,6 +39,11 @@ from anonsign.logs import PrivacyFilter, configure_logging
 
 #: Argon2id dominates a signature; a request that takes longer than this is stuck.
 REQUEST_TIMEOUT_SECONDS = 60
+#: Open connections per worker (arriving, being served or kept alive): each costs a
+#: descriptor and at most ~80 KiB of buffer while its request arrives.
+WORKER_CONNECTIONS = 1000
+#: Seconds a connection may stay open between requests.
+KEEPALIVE_SECONDS = 5
 
 
 class PrivateLogger(Logger):  # type: ignore[misc]
@@ -59,9 +64,19 @@ def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, A
     return {
         "bind": [bind],
         "workers": workers,
-        # gunicorn's sync worker, whose own error answers (a request it cannot parse)
-        # carry the security headers and quote nothing back (cli.gunicorn_worker).
-        "worker_class": "anonsign.cli.gunicorn_worker.SyncWorkerWithHeaders",
+        # gunicorn's threaded worker, receiving each request whole before a thread sees
+        # it (a slow client holds no thread), and whose own error answers carry the
+        # security headers and quote nothing back (cli.gunicorn_worker).
+        "worker_class": "anonsign.cli.gunicorn_worker.BufferingThreadWorker",
+        "threads": settings.threads,
+        # Connections each worker holds open, arriving or kept alive; the rest wait in
+        # the listen queue. Bounded again by the descriptor limit (cli.gunicorn_worker).
+        "worker_connections": WORKER_CONNECTIONS,
+        # Tor Browser reuses a stream for the stylesheet and the next page.
+        "keepalive": KEEPALIVE_SECONDS,
+        "post_worker_init": WorkerSetup(
+            settings.worker_max_age, settings.request_read_seconds, settings.max_content_length
+        ),
         "timeout": REQUEST_TIMEOUT_SECONDS,
         "graceful_timeout": 10,
         # No access log: gunicorn's format starts with the client address (%(h)s).
@@ -103,29 +118,34 @@ def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, A
         # with its process (SECURITY.md, "memory residue").
         "max_requests": settings.worker_max_requests,
         "max_requests_jitter": max(1, settings.worker_max_requests // 10),
-        "post_worker_init": WorkerAgeLimit(settings.worker_max_age),
     }
 
 
 @dataclass(frozen=True)
-class WorkerAgeLimit:
-    """gunicorn's ``post_worker_init`` hook: retire a worker ``max_age`` seconds (±10%) on.
+class WorkerSetup:
+    """gunicorn's ``post_worker_init`` hook: the read bounds, and retirement by age.
 
-    Recycling by request count alone would let a quiet site keep one submission in a
-    worker's memory for days. The worker finishes the request it is serving, then exits
-    and gunicorn starts a fresh one. (A value, not a closure, so that ``serve`` and
+    The worker learns how long a request may take to arrive and how large a body it
+    waits for (cli.gunicorn_worker). And it retires ``max_age`` seconds (±10%) on:
+    recycling by request count alone would let a quiet site keep one submission in a
+    worker's memory for days; the worker finishes what it is serving, then exits and
+    gunicorn starts a fresh one. (A value, not a closure, so that ``serve`` and
     ``deploy/gunicorn.conf.py`` can be checked to configure the same thing.)
     """
 
     max_age: float
+    read_seconds: int = 10
+    body_limit: int = 64 * 1024
 
     def __call__(self, worker: Any) -> None:
+        worker.read_seconds = self.read_seconds
+        worker.body_limit = self.body_limit
         if self.max_age <= 0:
             return
 
         def retire() -> None:
             worker.alive = False
-            # Wake the worker's wait on its listeners so it notices now.
+            # Wake the worker's wait on its listeners (or its event loop) so it notices now.
             os.kill(os.getpid(), signal.SIGWINCH)
 
         age = self.max_age * random.uniform(0.9, 1.1)  # noqa: S311 - jitter, not a secret
@@ -137,7 +157,10 @@ class WorkerAgeLimit:
 def _open_and_check(settings: Settings) -> None:
     from anonsign.service import Service
     from anonsign.storage.migrate import require_current
+    from anonsign.web.capacity import Capacity
 
+    # A memory budget that cannot hold one hash per worker is refused here, with its line.
+    Capacity.for_settings(settings)
     service = Service.open(settings)  # InstanceLocked says how to unlock
     try:
         require_current(service.db.engine)

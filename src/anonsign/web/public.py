@@ -20,7 +20,7 @@ from anonsign.domain.identifiers import IdentifierKind
 from anonsign.domain.petitions import Petition
 from anonsign.errors import ContactTooLong, InvalidInput
 from anonsign.service import Service
-from anonsign.web import form_guard
+from anonsign.web import capacity, form_guard
 from anonsign.web.errors import error_page, form_rejected
 from anonsign.web.form_guard import FORM_REFUSED, accept_sign_form, issue_form_token
 from anonsign.web.forms import SignForm
@@ -128,6 +128,13 @@ def sign(slug: str) -> tuple[str, int]:
     if not petition.is_open:
         return error_page(410)
     form = SignForm()
+    # A hashing turn first (or 503 at once when every slot and queue place is taken,
+    # web.capacity): a shed post has spent nothing, and its form stays valid.
+    with capacity.gate().turn():
+        return _sign(petition, form)
+
+
+def _sign(petition: Petition, form: SignForm) -> tuple[str, int]:
     # Before the identifier is read: a replayed, scripted, too quick or stale form costs
     # no hashing and moves no count, and the token is spent whatever the identifier is.
     if not accept_sign_form(petition, form):
@@ -137,7 +144,7 @@ def sign(slug: str) -> tuple[str, int]:
     try:
         # The log entry sign() returns stays here: on a page it would be a receipt, and a
         # receipt is a membership oracle for whoever submits the identifier.
-        service().sign(slug, form.identifier.data or "", form.contact.data or "")
+        service().sign(petition.slug, form.identifier.data or "", form.contact.data or "")
     except InvalidInput as exc:
         return _render_petition(petition, form, signer_message(exc), 400)
     return render_template("public/thanks.html", petition=petition), 200
@@ -146,4 +153,5 @@ def sign(slug: str) -> tuple[str, int]:
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
     form_guard.init_app(app)
+    capacity.init_app(app)
     app.register_blueprint(bp)
