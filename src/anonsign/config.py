@@ -79,8 +79,9 @@ class Settings:
     #: gunicorn worker processes for ``anonsign serve``.
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     #: Requests each worker serves at once (threads): page loads never wait behind a
-    #: hash, and the hashes at once are the gate's (anonsign.web.capacity).
-    threads: int = 8
+    #: hash, and the hashes at once are the gate's (anonsign.web.capacity). 0: the
+    #: hashing slots, plus their queue, plus four (anonsign.cli.gunicorn_app).
+    threads: int = 0
     #: Sign posts that may wait, per hashing slot, before more are shed with 503.
     hashing_queue: int = 4
     #: Seconds a client has to send a whole request (head and body) once it connects or
@@ -245,7 +246,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         trusted_hosts=hosts,
         onion_address=onion,
         workers=_int(env, "WORKERS", max(1, os.cpu_count() or 1), 1),
-        threads=_int(env, "THREADS", 8, 2),
+        threads=_int(env, "THREADS", 0, 0),
         hashing_queue=_int(env, "HASHING_QUEUE", 4, 0),
         request_read_seconds=_int(env, "REQUEST_READ_SECONDS", 10, 1),
         publish_min=_int(env, "PUBLISH_MIN", DEFAULT_PUBLISH_MIN, 0),

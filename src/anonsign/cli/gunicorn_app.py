@@ -24,7 +24,7 @@ import random
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
@@ -36,6 +36,7 @@ from anonsign.config import Settings
 from anonsign.errors import AnonsignError
 from anonsign.instance import uses_dev_master_key
 from anonsign.logs import PrivacyFilter, configure_logging
+from anonsign.web.capacity import Capacity, SharedGate, use_shared_gate
 
 #: Argon2id dominates a signature; a request that takes longer than this is stuck.
 REQUEST_TIMEOUT_SECONDS = 60
@@ -44,6 +45,8 @@ REQUEST_TIMEOUT_SECONDS = 60
 WORKER_CONNECTIONS = 1000
 #: Seconds a connection may stay open between requests.
 KEEPALIVE_SECONDS = 5
+#: Threads per worker beyond the hashing slots and queue: for pages and quick refusals.
+SPARE_THREADS = 4
 
 
 class PrivateLogger(Logger):  # type: ignore[misc]
@@ -61,6 +64,7 @@ class PrivateLogger(Logger):  # type: ignore[misc]
 
 def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, Any]:
     """Every gunicorn setting anonsign relies on, by gunicorn's setting name."""
+    capacity = Capacity.for_settings(settings)
     return {
         "bind": [bind],
         "workers": workers,
@@ -68,14 +72,21 @@ def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, A
         # it (a slow client holds no thread), and whose own error answers carry the
         # security headers and quote nothing back (cli.gunicorn_worker).
         "worker_class": "anonsign.cli.gunicorn_worker.BufferingThreadWorker",
-        "threads": settings.threads,
+        # Enough threads that the posts waiting at the hashing gate never leave a worker
+        # without one to serve pages and shed the rest at once (anonsign.web.capacity).
+        "threads": settings.threads or capacity.slots + capacity.queue + SPARE_THREADS,
         # Connections each worker holds open, arriving or kept alive; the rest wait in
         # the listen queue. Bounded again by the descriptor limit (cli.gunicorn_worker).
         "worker_connections": WORKER_CONNECTIONS,
         # Tor Browser reuses a stream for the stylesheet and the next page.
         "keepalive": KEEPALIVE_SECONDS,
+        # Made here, in gunicorn's master, so that every worker forked from it shares
+        # the host's hashing slots (anonsign.web.capacity).
         "post_worker_init": WorkerSetup(
-            settings.worker_max_age, settings.request_read_seconds, settings.max_content_length
+            settings.worker_max_age,
+            settings.request_read_seconds,
+            settings.max_content_length,
+            gate=SharedGate(capacity),
         ),
         "timeout": REQUEST_TIMEOUT_SECONDS,
         "graceful_timeout": 10,
@@ -126,7 +137,8 @@ class WorkerSetup:
     """gunicorn's ``post_worker_init`` hook: the read bounds, and retirement by age.
 
     The worker learns how long a request may take to arrive and how large a body it
-    waits for (cli.gunicorn_worker). And it retires ``max_age`` seconds (±10%) on:
+    waits for (cli.gunicorn_worker), and takes the hashing slots all workers share
+    (anonsign.web.capacity). And it retires ``max_age`` seconds (±10%) on:
     recycling by request count alone would let a quiet site keep one submission in a
     worker's memory for days; the worker finishes what it is serving, then exits and
     gunicorn starts a fresh one. (A value, not a closure, so that ``serve`` and
@@ -136,10 +148,14 @@ class WorkerSetup:
     max_age: float
     read_seconds: int = 10
     body_limit: int = 64 * 1024
+    #: The hashing slots all workers share; made before they fork.
+    gate: SharedGate | None = field(default=None, compare=False)
 
     def __call__(self, worker: Any) -> None:
         worker.read_seconds = self.read_seconds
         worker.body_limit = self.body_limit
+        if self.gate is not None:
+            use_shared_gate(self.gate)
         if self.max_age <= 0:
             return
 
@@ -157,7 +173,6 @@ class WorkerSetup:
 def _open_and_check(settings: Settings) -> None:
     from anonsign.service import Service
     from anonsign.storage.migrate import require_current
-    from anonsign.web.capacity import Capacity
 
     # A memory budget that cannot hold one hash per worker is refused here, with its line.
     Capacity.for_settings(settings)
