@@ -207,7 +207,7 @@ def test_contacts_round_trip_and_clean_failures(
     assert "Wrong passphrase" in error_line(wrong_passphrase)
 
     wrong_key = _decrypt(runner, export_a, keys / "bob.key", ok=False)
-    assert "not sealed to the given key" in error_line(wrong_key)
+    assert "None of the 3 contacts was sealed to the given key" in error_line(wrong_key)
 
     # A contact of petition b carried into petition a's export does not open there.
     a, b = parse_export(export_a.read_text()), parse_export(export_b.read_text())
