@@ -6,8 +6,10 @@ import os
 import re
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.cookiejar import CookieJar
 from pathlib import Path
+from typing import Any
 
 ANONSIGN = str(Path(sys.executable).parent / "anonsign")
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -235,3 +238,60 @@ class Circuit:
         token = self.form_token(slug)
         assert token, "the petition page was refused"
         return self.post_sign(slug, token, identifier)[0]
+
+
+class TorStandIn:
+    """An HTTP proxy in tor's place (and torsocks'), for clients that honour ``http_proxy``.
+
+    Every request, whatever ``.onion`` host it names, goes to the server's unix socket as
+    tor delivers a stream: after the PROXY line tor writes for a circuit (a new one per
+    connection), in origin form, with ``Connection: close``. So a command run as an
+    auditor runs it over Tor (``anonsign audit verify http://xyz.onion/p/...``) reaches a
+    local server exactly as written.
+    """
+
+    def __init__(self, sock: Path) -> None:
+        self.sock = sock
+        self._circuits = iter(range(1, 1 << 32))
+        stand_in = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                stand_in._relay(self.rfile, self.wfile)
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _relay(self, rfile: Any, wfile: Any) -> None:
+        request_line = rfile.readline(4096).decode("latin-1")
+        method, target, version = request_line.split()
+        path = urllib.parse.urlsplit(target)
+        origin_form = (path.path or "/") + (f"?{path.query}" if path.query else "")
+        headers = []
+        while (line := rfile.readline(8192).decode("latin-1")) not in ("\r\n", "\n", ""):
+            name = line.split(":", 1)[0].strip().lower()
+            if name not in {"connection", "proxy-connection"}:
+                headers.append(line.rstrip("\r\n"))
+        head = [f"{method} {origin_form} {version}", *headers, "Connection: close"]
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        circuit = circuit_address(next(self._circuits))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(60)
+            conn.connect(str(self.sock))
+            conn.sendall(proxy_line(circuit) + raw)
+            while chunk := conn.recv(65536):
+                wfile.write(chunk)
+
+    def __enter__(self) -> TorStandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -34,6 +34,10 @@ DEFAULT_FORM_MIN_SECONDS = 2
 #: something that can cost them (SecureDrop-like leniency). The CSRF token lasts as long.
 DEFAULT_FORM_MAX_SECONDS = 6 * 3600
 
+#: The log's name when nothing else is given; it names no server, so ``init`` proposes
+#: the onion address instead (anonsign.cli.log_name).
+DEFAULT_LOG_NAME = "anonsign"
+
 #: Dedup-key cost for new petitions (RFC 9106's second recommendation uses 64 MiB, t=3).
 DEFAULT_ARGON2 = Argon2Params(time_cost=3, memory_kib=65536, parallelism=1)
 
@@ -101,7 +105,7 @@ class Settings:
     worker_max_age: float = 600.0
     #: The log's name for a new instance (its signing key's name, and the first part of
     #: every petition's origin). Read by ``init`` only; the key file keeps it afterwards.
-    log_name: str = "anonsign"
+    log_name: str = DEFAULT_LOG_NAME
     #: Memory (MiB) that Argon2id may use with every hashing slot busy: ``calibrate``
     #: keeps its recommendation (and its own measuring) within it, and the server sizes
     #: its hashing slots from it (anonsign.web.capacity). None: half this machine's memory.
@@ -256,7 +260,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         publisher_period=float(_int(env, "PUBLISHER_PERIOD", 60, 0)),
         worker_max_requests=_int(env, "WORKER_MAX_REQUESTS", 500, 10),
         worker_max_age=float(_int(env, "WORKER_MAX_AGE", 600, 0)),
-        log_name=(env.get(ENV_PREFIX + "LOG_NAME") or "anonsign").strip() or "anonsign",
+        log_name=(env.get(ENV_PREFIX + "LOG_NAME") or "").strip() or DEFAULT_LOG_NAME,
         memory_budget_mib=_int(env, "MEMORY_BUDGET_MIB", 0, 1) or None,
         ratelimit_global=_rate_limit(env, "RATELIMIT_GLOBAL", DEFAULT_RATELIMIT_GLOBAL),
         ratelimit_petition=_rate_limit(env, "RATELIMIT_PETITION", DEFAULT_RATELIMIT_PETITION),

@@ -66,9 +66,14 @@ class NotSealedToThisKey(SealedContactError):
     """This contact was not sealed to the given key; try another organizer key."""
 
 
-class ContactDoesNotOpen(SealedContactError):
-    """This contact does not open with the given key for this petition: it was altered or
-    belongs to another petition."""
+class ContactDamaged(SealedContactError):
+    """This contact is damaged: its bytes were altered or corrupted on the way. Export the
+    contacts again from the server."""
+
+
+class ContactDoesNotOpen(ContactDamaged):
+    """This contact is damaged: it names the given key but does not open with it for this
+    petition (its bytes were altered, or it belongs to another petition)."""
 
 
 class ExportFileError(AnonsignError):

@@ -45,12 +45,12 @@ from anonsign.instance import (
     rotation_pending,
     stage_rotation,
 )
-from anonsign.publisher import PublishPolicy, publish
+from anonsign.publisher import SECONDS_PER_HOUR, PublishPolicy, publish
 from anonsign.storage.db import Database, sqlite_path
 from anonsign.storage.encrypt import StoreState, store_state
 from anonsign.storage.log_store import LogStore, StoredCheckpoint
 from anonsign.storage.migrate import upgrade
-from anonsign.storage.repository import Repository
+from anonsign.storage.repository import Repository, count_new_pending
 from anonsign.storage.used_nonces import UsedNonces
 
 #: Tables a batch drains: rewritten after each batch on PostgreSQL (SQLite zeroes in place).
@@ -67,8 +67,27 @@ class LogQueryError(AnonsignError):
 @dataclass(frozen=True)
 class PetitionSummary:
     petition: Petition
+    #: Distinct signers: in the public log, and waiting for the next batch.
     signatures: int
     contacts: int
+    #: Of ``signatures``, those not yet in the public log (published in batches).
+    waiting: int = 0
+
+    @property
+    def published(self) -> int:
+        return self.signatures - self.waiting
+
+
+@dataclass(frozen=True)
+class PublishStatus:
+    """Why a petition's pending signatures are, or are not yet, due for the public log."""
+
+    #: Distinct new signatures waiting for a batch.
+    waiting: int
+    #: The size of the latest checkpoint.
+    published: int
+    #: When the interval lets the next checkpoint be signed (seconds since the epoch).
+    interval_ends: float
 
 
 class Service:
@@ -159,7 +178,12 @@ class Service:
         with self.db.reading() as session:
             repo = Repository(session)
             return [
-                PetitionSummary(p, repo.count_signatures(p.id), repo.count_contacts(p.id))
+                PetitionSummary(
+                    p,
+                    repo.count_signatures(p.id),
+                    repo.count_contacts(p.id),
+                    count_new_pending(session, p.id),
+                )
                 for p in repo.petitions()
             ]
 
@@ -270,6 +294,20 @@ class Service:
             if checkpoint is not None:
                 published.append((petition.slug, checkpoint))
         return published
+
+    def publish_status(self, slug: str) -> PublishStatus:
+        """What waits for the public log of ``slug``, and when the interval allows a batch."""
+        with self.db.reading() as session:
+            petition = Repository(session).petition(slug)
+            store = LogStore(session, petition.id)
+            last = store.latest_checkpoint()
+            waiting = store.pending_count()
+        hour = last.published_hour if last is not None else 0
+        return PublishStatus(
+            waiting=waiting,
+            published=last.size if last is not None else 0,
+            interval_ends=float(hour * SECONDS_PER_HOUR + self.policy.interval_seconds),
+        )
 
     def verifier_key(self) -> str:
         return self._log_signer.verifier_key()

@@ -112,6 +112,27 @@ def test_verify_a_fetched_folder(
     assert result.output.endswith(", signed by petitions.example.\n")
 
 
+def test_the_root_reads_the_same_in_the_report_the_checkpoint_and_the_json(
+    server: LogServer, key_file: Path, tmp_path: Path
+) -> None:
+    run("audit", "fetch", server.url, "--out", tmp_path / "b")
+    in_checkpoint = (tmp_path / "b" / "checkpoint").read_text().splitlines()[2]
+    said = run("audit", "verify", tmp_path / "b", "--key", key_file).output
+    data = json.loads(run("audit", "verify", tmp_path / "b", "--key", key_file, "--json").output)
+    assert f", root {in_checkpoint}, " in said
+    assert data["root"] == in_checkpoint
+
+
+def test_a_petition_the_server_does_not_have_is_one_sentence(
+    server: LogServer, tmp_path: Path
+) -> None:
+    result = run("audit", "fetch", server.url + "-missing", "--out", tmp_path / "b", ok=False)
+    line = error_line(result)
+    assert "There is no petition here" in line
+    assert ".." not in line
+    assert line.endswith(".")
+
+
 def test_verify_json_output(
     server: LogServer, log: HonestLog, key_file: Path, tmp_path: Path
 ) -> None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from markdown_it import MarkdownIt
 
-from anonsign.cli import main
-from anonsign.cli.demo import DEMO_PASSPHRASE
+from anonsign.cli.demo import DEMO_CODE_WIDTH, DEMO_PASSPHRASE, DEMO_TEXT, set_up_demo
+from anonsign.cli.isolated import run_isolated
+from anonsign.config import load_settings
+from anonsign.service import Service
 from tests.live import Browser, free_port, running
+from tests.shell import Shell, shell_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +31,7 @@ def test_make_run_starts_the_demo_on_port_5000() -> None:
 
 @pytest.mark.slow
 def test_demo_serves_a_petition_that_accepts_signatures(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     instance = tmp_path / "instance"
     env = {"ANONSIGN_INSTANCE": str(instance), "ANONSIGN_WORKERS": "1"}
@@ -46,21 +51,50 @@ def test_demo_serves_a_petition_that_accepts_signatures(
     assert "DEMO INSTANCE" in output
     assert "http://127.0.0.1:" in output
 
-    # The organizer's side of the demo works with what it printed.
-    monkeypatch.setenv("ANONSIGN_INSTANCE", str(instance))
-    runner = CliRunner()
-    export = tmp_path / "contacts.txt"
-    assert runner.invoke(main, ["contacts", "export", "demo", "--out", str(export)]).exit_code == 0
-    opened = runner.invoke(
-        main,
-        [
-            "contacts",
-            "decrypt",
-            str(export),
-            "--key",
-            str(instance / "demo" / "demo-organizer.key"),
-        ],
-        env={"ANONSIGN_PASSPHRASE": DEMO_PASSPHRASE},
+    # The organizer's side of the demo: the commands its page shows, typed as shown in the
+    # folder of `make run` (whose .venv is this test's), with no anonsign on PATH before.
+    (tmp_path / ".venv").symlink_to(Path(sys.prefix))
+    path = os.pathsep.join(
+        d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "anonsign").exists()
     )
-    assert opened.exit_code == 0, opened.output
-    assert "demo contact, Ashgabat" in opened.stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANONSIGN_")}
+    shell = Shell(tmp_path, env | {"PATH": path, "ANONSIGN_PASSPHRASE": DEMO_PASSPHRASE})
+    try:
+        said = []
+        for command in shell_commands(demo_code()):
+            status, output = shell.run(command)
+            said.append(f"$ {command}\n{output}")
+            assert status == 0, "\n".join(said)
+    finally:
+        shell.close()
+    assert "demo contact, Ashgabat" in said[-1]
+
+
+def demo_code() -> str:
+    """The code block of the demo petition's text, as its page shows it."""
+    blocks = [t.content for t in MarkdownIt().parse(DEMO_TEXT) if t.type == "code_block"]
+    assert len(blocks) == 1
+    return str(blocks[0])
+
+
+def test_the_demo_page_says_how_to_reach_the_command_as_the_readme_does() -> None:
+    first = demo_code().splitlines()[0]
+    assert first == "source .venv/bin/activate"
+    assert f"\n{first}    #" in (ROOT / "README.md").read_text()
+
+
+def test_the_demo_code_fits_a_phone_screen() -> None:
+    too_wide = [line for line in demo_code().splitlines() if len(line) > DEMO_CODE_WIDTH]
+    assert too_wide == []
+
+
+def test_the_demo_petition_starts_empty_as_the_readme_says(tmp_path: Path) -> None:
+    settings = load_settings({"ANONSIGN_INSTANCE": str(tmp_path / "instance")})
+    run_isolated(set_up_demo, settings)
+    service = Service.open(settings)
+    try:
+        (summary,) = service.summaries()
+    finally:
+        service.close_connections()
+    assert (summary.petition.slug, summary.signatures) == ("demo", 0)
+    assert "an empty demo petition" in (ROOT / "README.md").read_text()

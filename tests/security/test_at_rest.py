@@ -312,7 +312,7 @@ def test_init_encrypts_an_existing_plain_database(tmp_path: Path) -> None:
     assert refused.exit_code == 1
     assert "not encrypted yet; run `anonsign init`" in refused.output
 
-    converted = runner.invoke(main, ["init"], env=env)
+    converted = runner.invoke(main, ["init", "--dev"], env=env)
     assert converted.exit_code == 0, converted.output
     assert "encrypted database" in converted.output
     assert store_state(path) is StoreState.ENCRYPTED

@@ -75,7 +75,7 @@ def test_cli_creates_translations(
     env = {"ANONSIGN_INSTANCE": str(settings.instance_path),
            "ANONSIGN_DATABASE_URL": settings.database_url}  # fmt: skip
     args = ["petition", "create", "cli-langs", "--title", "Sign", "--text-file",
-            str(tmp_path / "en.md"), "--identifier", "email", "--recipient", str(pub),
+            str(tmp_path / "en.md"), "--identifier", "email", "--recipient", str(pub), "--dev",
             "--translation", "ru", "Подпишите", str(tmp_path / "ru.md"),
             "--translation", "tk", "Gol çekiň", str(tmp_path / "tk.md")]  # fmt: skip
     result = CliRunner().invoke(main, args, env=env)

@@ -396,7 +396,8 @@ def _server_detail(exc: urllib.error.HTTPError) -> str:
         exc.close()
     if not isinstance(detail, str):
         return ""
-    return f": {_CONTROL.sub('', detail)[:200]}"
+    # The server's message is a sentence of its own; the caller ends the line once.
+    return f": {_CONTROL.sub('', detail)[:200].strip().rstrip('.')}"
 
 
 def _get(url: str, limit: int, accept: str) -> bytes:

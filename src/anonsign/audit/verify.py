@@ -186,7 +186,8 @@ def _count(n: int, one: str, many: str) -> str:
 
 
 def _short(root: bytes) -> str:
-    return f"{root.hex()[:16]}\u2026"
+    """A root as the checkpoint writes it (base64), cut short: what an auditor compares."""
+    return f"{base64.b64encode(root).decode('ascii')[:16]}\u2026"
 
 
 def _about(what: str, error: NoteError | CheckpointError) -> str:

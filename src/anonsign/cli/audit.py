@@ -149,10 +149,14 @@ def _print_report(report: Report) -> None:
         for finding in report.findings:
             click.echo(f"FAIL {finding.kind}: {finding.message}")
         return
-    root = report.root.hex()[:8] if report.root else "?"
+    import base64
+
+    # In base64, as the checkpoint file and --json give it, so the three can be compared.
+    root = base64.b64encode(report.root).decode("ascii") if report.root else "?"
+    size = report.size or 0
     line = (
-        f"OK: {report.size or 0:,} distinct entries in {report.origin}, root {root}\u2026, "
-        f"signed by {report.signed_by}"
+        f"OK: {size:,} distinct {'entry' if size == 1 else 'entries'} in {report.origin}, "
+        f"root {root}, signed by {report.signed_by}"
     )
     if report.previous_size is not None:
         line += f", consistent with the previous checkpoint of size {report.previous_size:,}"

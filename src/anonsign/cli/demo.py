@@ -33,13 +33,22 @@ once. Whatever you type is never stored: the server keeps only a one-way code th
 cannot be turned back into your number.
 
 If you leave a way to contact you, it is sealed so that only the organizer's offline
-key can open it. To see that, run:
+key can open it. To see that, type these in the folder where you ran `make run`
+(the first puts the `anonsign` command on your PATH):
 
-    anonsign contacts export demo --out demo-contacts.txt
-    anonsign contacts decrypt demo-contacts.txt --key instance/demo/demo-organizer.key
+    source .venv/bin/activate
+    anonsign contacts export demo \\
+        --out demo-contacts.txt
+    anonsign contacts decrypt \\
+        demo-contacts.txt --key \\
+        instance/demo/demo-organizer.key
 
 and give the demo passphrase printed when the demo started.
 """
+
+#: The widest line a code block of the demo text may have: a 360-pixel phone screen holds
+#: about this many characters of the page's code font, so the block never scrolls sideways.
+DEMO_CODE_WIDTH = 36
 
 
 DEMO_TRANSLATIONS = {

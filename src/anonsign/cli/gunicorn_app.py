@@ -24,6 +24,7 @@ import random
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,8 +224,10 @@ class AlreadyServing(AnonsignError):
     """A server is already running for this instance; stop it first (one per instance)."""
 
 
-def run_server(settings: Settings, *, bind: str, workers: int) -> None:
-    """Check the instance is ready, then serve until stopped."""
+def run_server(
+    settings: Settings, *, bind: str, workers: int, announce: Callable[[], None] | None = None
+) -> None:
+    """Check the instance is ready, call ``announce`` (where it listens), serve until stopped."""
     from anonsign.server_control import find_server
 
     running = find_server(settings)
@@ -239,6 +242,8 @@ def run_server(settings: Settings, *, bind: str, workers: int) -> None:
         logging.getLogger("anonsign").warning(
             "listening on a non-loopback address: put the service behind Tor, not in the open"
         )
+    if announce is not None:
+        announce()
     try:
         AnonsignServer(settings, gunicorn_options(settings, bind, workers)).run()
     except SystemExit as exc:

@@ -1,8 +1,16 @@
-"""The command group, and the one place where errors become ``ERROR: ...`` lines."""
+"""The command group, and the one place where errors become ``ERROR: ...`` lines.
+
+Three kinds of failure reach a person here, and each leaves as one line and a non-zero
+exit: an :class:`AnonsignError` (exit 1), a usage mistake that click finds (a missing
+option, an unknown one, a bad value; exit 2, click's convention), and a question that
+got no answer (exit 1). Someone at an SSH prompt over Tor reads one sentence that says
+what to do, not click's three lines of usage.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -10,9 +18,33 @@ import click
 from anonsign import __version__
 from anonsign.errors import AnonsignError
 
+#: click's exit status for a usage mistake; kept, so scripts can tell it from a failure.
+USAGE_EXIT = 2
+
+
+def _command_path(ctx: click.Context | None) -> str:
+    """``anonsign petition create``, whatever name the program was started under."""
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["anonsign", *reversed(names)])
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def usage_error_line(exc: click.UsageError) -> str:
+    """One line for a usage mistake, naming the help of the command it was made in."""
+    message = _one_line(exc.format_message())
+    if not message.endswith((".", "?", "!")):
+        message += "."
+    return f"ERROR: {message} See `{_command_path(exc.ctx)} --help`."
+
 
 class AnonsignGroup(click.Group):
-    """A group that turns every AnonsignError into one line and exit status 1."""
+    """A group that turns every error a person can cause into one line and an exit status."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -23,6 +55,26 @@ class AnonsignGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("\nInterrupted; nothing more was done.", err=True)
             sys.exit(130)
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(args, *rest, **kwargs)
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(args, *rest, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()  # `anonsign` alone, or a group without its command: the help
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            click.echo(usage_error_line(exc), err=True)
+            sys.exit(USAGE_EXIT)
+        except click.ClickException as exc:
+            click.echo(f"ERROR: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("ERROR: Stopped before anything was done.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=AnonsignGroup, context_settings={"help_option_names": ["-h", "--help"]})

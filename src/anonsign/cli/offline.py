@@ -73,7 +73,8 @@ def keygen(name: str, out_dir: Path, passphrase_file: Path | None) -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the contacts as CSV to this file (mode 0600) instead of standard output.",
+    help="Write the contacts as CSV to this new file (mode 0600) instead of standard "
+    "output; an existing file is never overwritten.",
 )
 @PASSPHRASE_FILE
 def decrypt_contacts(
@@ -88,10 +89,16 @@ def decrypt_contacts(
 
     from anonsign.contacts_export import parse_export
     from anonsign.crypto.keyfile import load_secret_key
-    from anonsign.crypto.unseal import open_contact
-    from anonsign.errors import ExportFileError, SealedContactError
-    from anonsign.files import write_private_file
+    from anonsign.crypto.unseal import open_contacts
+    from anonsign.errors import ExportFileError
+    from anonsign.files import FileExistsRefused, write_private_file
 
+    if out is not None and out.exists():
+        # As `contacts export` refuses to: an earlier decryption may be the only copy.
+        raise FileExistsRefused(
+            f"{out} already exists; anonsign does not overwrite it: choose another --out, "
+            "or move that file away first."
+        )
     try:
         text = export_file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -102,17 +109,11 @@ def decrypt_contacts(
     passphrase = read_passphrase(passphrase_file, new=False)
     _name, key = load_secret_key(key_file, passphrase)
 
-    contacts: list[str] = []
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("Opening contacts", total=len(export.sealed))
-        for number, sealed in enumerate(export.sealed, start=1):
-            try:
-                contacts.append(open_contact(sealed, key, export.petition_id))
-            except SealedContactError as exc:
-                raise type(exc)(
-                    f"Contact {number} of {len(export.sealed)}: {exc.message}"
-                ) from None
-            progress.advance(task)
+        contacts = open_contacts(
+            export.sealed, key, export.petition_id, lambda: progress.advance(task)
+        )
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -121,6 +122,6 @@ def decrypt_contacts(
     if out is None:
         click.echo(buffer.getvalue(), nl=False)
     else:
-        write_private_file(out, buffer.getvalue().encode("utf-8"), overwrite=True)
+        write_private_file(out, buffer.getvalue().encode("utf-8"))
     where = f" into {out}" if out else ""
     click.echo(f"Opened {len(contacts)} contacts of petition {export.slug!r}{where}.", err=True)

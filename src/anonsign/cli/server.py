@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from anonsign.config import Settings, load_settings
+from anonsign.errors import AnonsignError
+
+if TYPE_CHECKING:
+    from anonsign.domain.identifiers import IdentifierKind
 
 
 def _settings() -> Settings:
@@ -26,27 +31,53 @@ PASSPHRASE_FILE = click.option(
 @click.option(
     "--dev",
     is_flag=True,
-    help="Keep the master key in clear in the instance folder (demo and development "
-    "only: a seized disk could then test identifiers against open petitions).",
+    help="A DEV instance, for trying anonsign only: its master key stays in clear in the "
+    "instance folder, so whoever copies the folder can test identifiers against its "
+    "petitions. Also needed to run init again on one (the demo's, for instance).",
+)
+@click.option(
+    "--log-name",
+    metavar="NAME",
+    help="The name of this server's public log: its onion address (ADDRESS.onion). Every "
+    "checkpoint is signed under it and auditors read it; it cannot change after the first "
+    "init. Default: ANONSIGN_LOG_NAME, else ANONSIGN_ONION_ADDRESS; asked on a terminal.",
 )
 @PASSPHRASE_FILE
-def init(dev: bool, passphrase_file: Path | None) -> None:
+def init(dev: bool, log_name: str | None, passphrase_file: Path | None) -> None:
     """Create the instance folder, its secrets and the database schema (idempotent).
 
     A new instance's keys (the master key, which protects every petition's secret, and
     the store key, which encrypts the database) are sealed under an unlock passphrase
     that you choose now; after every reboot, `anonsign unlock` puts them back in memory.
-    Safe to run again: existing secrets are kept and the schema is brought up to date.
-    An instance whose database is not encrypted yet is converted (stop the server first).
+    Its public log gets its name now, for good (--log-name). Safe to run again: existing
+    secrets are kept and the schema is brought up to date. An instance whose database is
+    not encrypted yet is converted (stop the server first). A DEV instance (`make run`'s)
+    is refused without --dev: a real one must be made in another folder.
     """
+    from anonsign.cli.dev import is_dev_instance, refuse_dev_instance, warn_dev_instance
+    from anonsign.cli.log_name import choose_log_name, describe_log_name
     from anonsign.cli.passphrase import read_passphrase
-    from anonsign.instance import has_master_key, init_instance, load_server_keys
+    from anonsign.instance import has_master_key, init_instance, load_log_signer, load_server_keys
     from anonsign.instance import needs_passphrase as must_seal
     from anonsign.storage.db import Database, sqlite_path
     from anonsign.storage.encrypt import StoreState, encrypt_in_place, store_state
     from anonsign.storage.migrate import upgrade
 
     settings = _settings()
+    if not dev:
+        refuse_dev_instance(settings, doing="Not initialized")
+    named = None
+    if settings.log_key_file.exists():
+        current = load_log_signer(settings).name
+        if log_name is not None and log_name.strip() != current:
+            raise LogNameFixed(
+                f"This instance's log is named {current!r} for good (every checkpoint is "
+                f"signed under that name), so it cannot become {log_name.strip()!r}; for "
+                "another name, make a new instance."
+            )
+    else:
+        named = choose_log_name(settings, log_name)
+        settings = settings.with_overrides(log_name=named[0])
     passphrase = None
     if not dev and must_seal(settings):
         if has_master_key(settings):
@@ -69,7 +100,16 @@ def init(dev: bool, passphrase_file: Path | None) -> None:
         db.dispose()
     for line in created:
         click.echo(f"created {line}")
+    if named is not None:
+        for line in describe_log_name(*named):
+            click.echo(line)
     click.echo(f"Instance ready at {settings.instance_path} (database schema up to date).")
+    if is_dev_instance(settings):
+        warn_dev_instance(settings)
+
+
+class LogNameFixed(AnonsignError):
+    """This instance's log already has its name; a log's name cannot change."""
 
 
 @click.command()
@@ -114,13 +154,21 @@ def _stop_server(settings: Settings) -> str:
 def lock() -> None:
     """Stop the server, then remove the unlocked keys from memory-backed storage.
 
-    Until the next `anonsign unlock`, nothing can read the database or serve it.
+    Until the next `anonsign unlock`, nothing can read the database or serve it. On a
+    DEV instance, whose keys are in clear in its folder, it only stops the server.
     """
-    from anonsign.instance import forget_unlocked_key
+    from anonsign.instance import forget_unlocked_key, uses_dev_master_key
 
     settings = _settings()
-    path = forget_unlocked_key(settings)  # first, as emergency-close does
-    click.echo(f"Locked: removed {path}." if path else "Already locked.")
+    if uses_dev_master_key(settings):
+        # Removing that file would not lock anything: it would destroy the DEV instance.
+        click.echo(
+            "A DEV instance has no unlocked keys to remove: its keys stay in clear in "
+            f"{settings.dev_master_key_file}."
+        )
+    else:
+        path = forget_unlocked_key(settings)  # first, as emergency-close does
+        click.echo(f"Locked: removed {path}." if path else "Already locked.")
     click.echo(_stop_server(settings))
 
 
@@ -133,6 +181,7 @@ def emergency_close(yes: bool) -> None:
     test whether an identifier signed, and no process is left that holds a secret. Final
     checkpoints are published. Cannot be undone.
     """
+    from anonsign.cli.confirm import confirm_or_stop
     from anonsign.instance import forget_unlocked_key
     from anonsign.service import Service
 
@@ -141,10 +190,10 @@ def emergency_close(yes: bool) -> None:
     try:
         open_petitions = service.petitions(open_only=True)
         if not yes:
-            click.confirm(
+            confirm_or_stop(
                 f"Close all {len(open_petitions)} open petitions for good, stop the server "
-                "and lock the instance",
-                abort=True,
+                "and lock the instance?",
+                declined="Nothing was closed, and the server and its keys are as they were.",
             )
         for petition in open_petitions:
             # No new master key: the keys are removed below, with every process that
@@ -162,9 +211,28 @@ def emergency_close(yes: bool) -> None:
     click.echo(_stop_server(settings))
 
 
+def _check_address(settings: Settings, host: str, port: int, unix_socket: Path | None) -> None:
+    """Refuse a taken address in one line, before anything starts (cli.listen says why)."""
+    from anonsign.cli.listen import check_socket_free, check_tcp_free
+    from anonsign.server_control import find_server
+
+    if find_server(settings) is not None:
+        return  # this instance's own server: run_server says so, better than "in use"
+    if unix_socket is not None:
+        check_socket_free(unix_socket)
+    else:
+        check_tcp_free(host, port)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port to listen on (with --host).",
+)
 @click.option(
     "--socket",
     "unix_socket",
@@ -173,17 +241,33 @@ def emergency_close(yes: bool) -> None:
 )
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default: cores).")
 def serve(host: str, port: int, unix_socket: Path | None, workers: int | None) -> None:
-    """Serve the petitions with gunicorn (never a development server), without access logs."""
+    """Serve the petitions with gunicorn (never a development server), without access logs.
+
+    Prints one line saying where it listens; runs until Ctrl-C, `anonsign lock` or
+    `anonsign emergency-close`.
+    """
     from anonsign.cli.gunicorn_app import run_server
+    from anonsign.cli.listen import listening_line
 
     settings = _settings()
+    count = workers or settings.workers
+    _check_address(settings, host, port, unix_socket)
     bind = f"unix:{unix_socket}" if unix_socket else f"{host}:{port}"
-    run_server(settings, bind=bind, workers=workers or settings.workers)
+    line = listening_line(url=f"http://{host}:{port}/", socket_path=unix_socket, workers=count)
+    run_server(settings, bind=bind, workers=count, announce=lambda: click.echo(line))
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to serve the demo on."
+)
+@click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port to serve the demo on (make run PORT=... sets it).",
+)
 @click.option("--no-serve", is_flag=True, help="Set up the demo and exit without serving.")
 def demo(host: str, port: int, no_serve: bool) -> None:
     """Set up a DEMO petition with a demo organizer key, then serve it.
@@ -195,8 +279,11 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     from anonsign.cli.demo import DEMO_BANNER, set_up_demo
     from anonsign.cli.gunicorn_app import run_server
     from anonsign.cli.isolated import run_isolated
+    from anonsign.cli.listen import STOP_HINT
 
     settings = _settings()
+    if not no_serve:
+        _check_address(settings, host, port, None)
     if not any(
         name in os.environ for name in ("ANONSIGN_PUBLISH_MIN", "ANONSIGN_PUBLISH_INTERVAL")
     ):
@@ -215,8 +302,13 @@ def demo(host: str, port: int, no_serve: bool) -> None:
         err=True,
     )
     if not no_serve:
-        click.echo(f"Serving the demo at http://{host}:{port}/p/demo  (Ctrl-C stops it)")
-        run_server(settings, bind=f"{host}:{port}", workers=settings.workers)
+        line = f"Serving the demo at http://{host}:{port}/p/demo. {STOP_HINT}"
+        run_server(
+            settings,
+            bind=f"{host}:{port}",
+            workers=settings.workers,
+            announce=lambda: click.echo(line),
+        )
 
 
 # --- petitions ----------------------------------------------------------------------------
@@ -246,8 +338,10 @@ def petition() -> None:
 )
 @click.option(
     "--region",
-    help="For phone petitions: the country whose numbers may be written without "
-    "a country code, as a two-letter code (e.g. TM).",
+    help="Needed for phone petitions: the country whose numbers signers may write "
+    "without a country code, as a two-letter code (TM: then 8 65 123456 and 65123456 "
+    "count as +993 65 123456); `--region none` accepts only numbers written with + "
+    "and their country code.",
 )
 @click.option(
     "--translation",
@@ -269,6 +363,12 @@ def petition() -> None:
     help="An organizer public key file (NAME.pub); repeat for several organizers. "
     "Every contact is sealed to all of them.",
 )
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="Allow a DEV instance (the demo's, or made with `init --dev`), for trying only: "
+    "its master key is in clear on disk, so a copy of the folder tells who signed.",
+)
 def create_petition(
     slug: str,
     title: str,
@@ -277,12 +377,24 @@ def create_petition(
     region: str | None,
     translations: tuple[tuple[str, str, Path], ...],
     recipients: tuple[Path, ...],
+    dev: bool,
 ) -> None:
-    """Create an open petition at /p/SLUG."""
+    """Create an open petition at /p/SLUG.
+
+    A phone petition needs --region (or `--region none`). Refused on a DEV instance
+    unless --dev.
+    """
+    from anonsign.cli.dev import is_dev_instance, refuse_dev_instance, warn_dev_instance
     from anonsign.crypto.keys import load_public_key
     from anonsign.domain.identifiers import IdentifierKind
     from anonsign.domain.petitions import InvalidPetition, Recipient, validate_translation
     from anonsign.service import Service
+
+    settings = _settings()
+    if not dev:
+        refuse_dev_instance(settings, doing="Not created")
+    kind = IdentifierKind(identifier_kind)
+    region = _phone_region(kind, region)
 
     def read(path: Path) -> str:
         try:
@@ -293,13 +405,13 @@ def create_petition(
     text = read(text_file)
     versions = [validate_translation(lang, t, read(path)) for lang, t, path in translations]
     keys = [Recipient(name=path.stem[:64], key=load_public_key(path)) for path in recipients]
-    service = Service.open(_settings())
+    service = Service.open(settings)
     try:
         created = service.create_petition(
             slug=slug,
             title=title,
             text=text,
-            identifier_kind=IdentifierKind(identifier_kind),
+            identifier_kind=kind,
             phone_region=region,
             recipients=keys,
             translations=versions,
@@ -311,17 +423,58 @@ def create_petition(
         click.echo(f"  with a {version.lang} version: {version.title}")
     for recipient in created.recipients:
         click.echo(f"  contacts sealed to {recipient.name} ({recipient.key.fingerprint})")
+    if kind is IdentifierKind.PHONE and created.phone_region is None:
+        click.echo("  phone numbers are accepted only with + and their country code")
+    if is_dev_instance(settings):
+        warn_dev_instance(settings)
+
+
+#: What `--region none` says: a phone petition open to every country's numbers, each
+#: written in full (+country code).
+NO_REGION = "none"
+
+
+class RegionNeeded(AnonsignError):
+    """A phone petition needs --region: the country whose numbers signers may write
+    without a country code (such as TM), or `--region none`."""
+
+
+def _phone_region(kind: IdentifierKind, region: str | None) -> str | None:
+    """The region to store: a phone petition must say it, `none` included."""
+    from anonsign.domain.identifiers import IdentifierKind
+
+    if kind is not IdentifierKind.PHONE:
+        return region  # the service refuses a region here, in one line
+    if region is None:
+        raise RegionNeeded(
+            "A phone petition needs --region: the two-letter country whose numbers signers "
+            "may write without a country code (with --region TM, 8 65 123456 and 65123456 "
+            "are +993 65 123456); give `--region none` to accept only numbers written "
+            "with + and their country code."
+        )
+    return None if region.strip().lower() == NO_REGION else region
 
 
 @petition.command("list")
 def list_petitions() -> None:
-    """List every petition with its state and counts."""
+    """List every petition with its state and counts.
+
+    "published" signatures are in the public log; "waiting" ones are counted and enter
+    it with the next batch. The list is in the encrypted database: unlock first.
+    """
     from rich.console import Console
     from rich.table import Table
 
+    from anonsign.instance import InstanceLocked
     from anonsign.service import Service
 
-    service = Service.open(_settings())
+    try:
+        service = Service.open(_settings())
+    except InstanceLocked:
+        raise InstanceLocked(
+            "The instance is locked, so its petitions cannot be listed (their states and "
+            "counts are in the encrypted database): run `anonsign unlock` first."
+        ) from None
     try:
         summaries = service.summaries()
     finally:
@@ -329,7 +482,9 @@ def list_petitions() -> None:
     if not summaries:
         click.echo("No petitions yet. Create one with `anonsign petition create`.")
         return
-    table = Table("petition", "state", "signed with", "signatures", "contacts", "organizer keys")
+    table = Table(
+        "petition", "state", "signed with", "published", "waiting", "contacts", "organizer keys"
+    )
     for s in summaries:
         p = s.petition
         kind = p.identifier_kind.value + (f" ({p.phone_region})" if p.phone_region else "")
@@ -337,11 +492,16 @@ def list_petitions() -> None:
             p.slug,
             p.state.value,
             kind,
-            str(s.signatures),
+            str(s.published),
+            str(s.waiting),
             str(s.contacts),
             ", ".join(r.name for r in p.recipients),
         )
     Console().print(table)
+    click.echo(
+        "published: signatures in the public log; waiting: counted, and published with the "
+        "next batch (`anonsign log publish` to publish now)."
+    )
 
 
 @petition.command("close")
@@ -356,6 +516,7 @@ def close_petition(slug: str, yes: bool, passphrase_file: Path | None) -> None:
     so no process that serves still holds a key that opened the closed petition's
     secret: this needs the unlock passphrase, to seal the new key. It cannot be undone.
     """
+    from anonsign.cli.confirm import confirm_or_stop
     from anonsign.cli.passphrase import read_passphrase
     from anonsign.instance import uses_dev_master_key
     from anonsign.server_control import find_server, replace_workers
@@ -364,12 +525,15 @@ def close_petition(slug: str, yes: bool, passphrase_file: Path | None) -> None:
     settings = _settings()
     service = Service.open(settings)
     try:
-        service.petition(slug)  # a clear error before asking anything
+        if not service.petition(slug).is_open:  # a clear error before asking anything
+            raise AlreadyClosed(
+                f"{slug!r} is already closed: its pepper was destroyed then; nothing was done."
+            )
         if not yes:
-            click.confirm(
+            confirm_or_stop(
                 f"Close {slug!r} for good? It stops accepting signatures and its secret is "
                 "destroyed",
-                abort=True,
+                declined=f"{slug!r} was not closed.",
             )
         passphrase = None
         if not uses_dev_master_key(settings):
@@ -387,6 +551,10 @@ def close_petition(slug: str, yes: bool, passphrase_file: Path | None) -> None:
             f"Replaced the server's {retired} worker process(es): no serving process holds "
             "the old master key."
         )
+
+
+class AlreadyClosed(AnonsignError):
+    """This petition is already closed; nothing was done."""
 
 
 # --- contacts (server side) ---------------------------------------------------------------
@@ -421,7 +589,7 @@ def export_contacts(slug: str, out: Path) -> None:
 
 @click.group("log")
 def log_group() -> None:
-    """Publish pending signatures to the petitions' public logs."""
+    """The petitions' public logs: publish pending signatures, print the verifier key."""
 
 
 @log_group.command("publish")
@@ -440,19 +608,33 @@ def publish_log(slug: str | None, all_open: bool, due: bool) -> None:
     count moving by one tells an observer that someone just signed). Safe to run while
     the server runs, and from several processes at once.
     """
-    from anonsign.errors import AnonsignError
+    from anonsign.cli.publishing import not_published_line
     from anonsign.service import Service
 
     if bool(slug) == all_open:
-        raise AnonsignError("Give one petition name, or --all.")
+        raise click.UsageError("Give one petition name, or --all.")
     service = Service.open(_settings())
     try:
         slugs = [slug] if slug else [p.slug for p in service.petitions(open_only=True)]
         for name in slugs:
             checkpoint = service.publish(name, force=not due)
             if checkpoint is None:
-                click.echo(f"{name}: nothing to publish (size {service.checkpoint(name).size}).")
+                status = service.publish_status(name)
+                click.echo(not_published_line(name, status, service.policy))
             else:
                 click.echo(f"{name}: published a checkpoint of size {checkpoint.size}.")
     finally:
         service.close_connections()
+
+
+@log_group.command("key")
+def log_key() -> None:
+    """Print the verifier key of this server's log, for auditors.
+
+    Auditors check every checkpoint against it (`anonsign audit verify --key FILE`).
+    Publish it apart from the server (a website, a press release), so that whoever
+    controls the server cannot hand out another. Needs no unlock: the key is public.
+    """
+    from anonsign.instance import load_log_signer
+
+    click.echo(load_log_signer(_settings()).verifier_key())

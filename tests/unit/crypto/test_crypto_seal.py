@@ -21,7 +21,7 @@ from anonsign.crypto.seal import (
     sealed_size,
     unpad_contact,
 )
-from anonsign.crypto.unseal import open_contact
+from anonsign.crypto.unseal import open_contact, open_contacts
 
 PETITION = "save-the-river"
 Keys = tuple[OrganizerSecretKey, OrganizerSecretKey, OrganizerSecretKey]
@@ -337,3 +337,57 @@ def test_petition_id_is_validated(org_keys: Keys) -> None:
         seal_contact("a", pubs(org_keys[:1]), "")
     with pytest.raises(ValueError, match="petition id"):
         seal_contact("a", pubs(org_keys[:1]), "a\x00b")
+
+
+# --- a petition's contacts together: damaged, or sealed to other keys ------------------------
+
+
+def _flipped(sealed: bytes, index: int) -> bytes:
+    damaged = bytearray(sealed)
+    damaged[index] ^= 0x01
+    return bytes(damaged)
+
+
+def test_a_contact_that_lost_the_key_others_name_is_damaged(org_keys: Keys) -> None:
+    sealed = [seal_contact(f"c{i}", pubs(org_keys[:2]), PETITION) for i in range(3)]
+    sealed[1] = _flipped(sealed[1], FIRST_STANZA)  # the first key's id, in contact 2
+    with pytest.raises(errors.ContactDamaged) as info:
+        open_contacts(sealed, org_keys[0], PETITION)
+    assert not isinstance(info.value, errors.NotSealedToThisKey)
+    assert info.value.message.startswith("Contact 2 of 3 is damaged: it does not name the given")
+    assert "try another" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    "index",
+    [FIRST_STANZA + 16, FIRST_STANZA + STANZA + STANZA, 1045 + 2 * STANZA - 1],
+    ids=["hpke", "payload", "payload-tag"],
+)
+def test_a_contact_that_fails_authentication_with_its_key_is_damaged(
+    org_keys: Keys, index: int
+) -> None:
+    sealed = [seal_contact(f"c{i}", pubs(org_keys[:2]), PETITION) for i in range(3)]
+    sealed[2] = _flipped(sealed[2], index)
+    with pytest.raises(errors.ContactDamaged, match=r"^Contact 3 of 3: This contact is damaged"):
+        open_contacts(sealed, org_keys[0], PETITION)
+
+
+def test_a_malformed_contact_says_it_is_damaged(org_keys: Keys) -> None:
+    sealed = [seal_contact(f"c{i}", pubs(org_keys[:1]), PETITION) for i in range(2)]
+    with pytest.raises(errors.SealedContactError, match=r"^Contact 1 of 2: .* damaged"):
+        open_contacts([sealed[0][:-1], sealed[1]], org_keys[0], PETITION)
+
+
+def test_contacts_none_of_which_name_the_key_send_to_another_key(org_keys: Keys) -> None:
+    sealed = [seal_contact(f"c{i}", pubs(org_keys[:2]), PETITION) for i in range(3)]
+    with pytest.raises(errors.NotSealedToThisKey, match=r"None of the 3 contacts.*another"):
+        open_contacts(sealed, org_keys[2], PETITION)
+
+
+def test_a_petition_s_contacts_open_together_in_their_order(org_keys: Keys) -> None:
+    sealed = [seal_contact(f"c{i}", pubs(org_keys[:2]), PETITION) for i in range(3)]
+    opened: list[int] = []
+    contacts = open_contacts(sealed, org_keys[1], PETITION, lambda: opened.append(1))
+    assert contacts == ["c0", "c1", "c2"]
+    assert len(opened) == 3
+    assert open_contacts([], org_keys[0], PETITION) == []
