@@ -318,7 +318,7 @@ def test_error_pages_are_translated(client: FlaskClient, petition: Petition) -> 
         f"/p/{petition.slug}/sign", data={"identifier": "a@example.org", "consent": "y"}
     )
     assert rejected.status_code == 400
-    assert tr("ru", "This form has expired or did not come from this site.") in html_of(rejected)
+    assert tr("ru", "This page is out of date.") in html_of(rejected)
 
 
 # --- (d) what a signer must fix, in their language --------------------------------------------
