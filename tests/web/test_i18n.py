@@ -374,6 +374,9 @@ def test_the_count_reads_in_the_page_language_with_its_links_intact(
         translations("ru").ngettext("%(num)d signature", "%(num)d signatures", 0) % {"num": 0}
         in html
     )
-    link = f'<a href="/p/{petition.slug}/checkpoint">{tr("ru", "latest checkpoint")}</a>'
-    assert link in html
-    assert "&lt;a href" not in html
+    assert f'<a href="/p/{petition.slug}/audit">{tr("ru", "How to check it")}</a>' in html
+    audit = html_of(client.get(f"/p/{petition.slug}/audit"))
+    assert tr("ru", "Check the count") in audit
+    assert "<code>server.vkey</code>" in audit
+    assert "<code>--previous " in audit
+    assert "&lt;code&gt;" not in audit
