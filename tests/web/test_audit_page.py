@@ -81,7 +81,7 @@ def commands_on(page: str) -> list[list[str]]:
     lines = [
         line
         for block in COMMAND_BLOCK.findall(page)
-        for line in html_module.unescape(block).splitlines()
+        for line in html_module.unescape(re.sub(r"</?span>", "", block)).splitlines()
         if line.strip()
     ]
     return [shlex.split(line) for line in lines]
