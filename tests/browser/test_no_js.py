@@ -9,8 +9,13 @@ spelling of the same number, and sees the same thank-you page; a mistyped number
 its error where the reader is looking. The server keeps its real two-second minimum
 before a form is accepted (web.form_guard), so the browser posts each form at least that
 long after its page loaded, as a person does; the honeypot field is nowhere on screen.
-Screenshots go to ``test-artifacts/browser/`` for a person to look at. Tor Browser itself
-("Safest", every locale) is a release check.
+A second test, in Turkmen and in Russian at phone size, clears the cookies between
+loading the form and sending it (Tor Browser's New Identity): the browser sends the form
+without a bubble of its own, the expired page is in the form's language with a button
+back to the form, the server's own messages answer an empty form, and the count's one
+line leads to a readable auditor's page. Screenshots go to ``test-artifacts/browser/``
+(gitignored) for a person to look at. Tor Browser itself ("Safest", every locale) is a
+release check.
 """
 
 from __future__ import annotations
@@ -320,3 +325,94 @@ def test_sign_a_phone_petition_without_javascript(
     assert next(s.signatures for s in service.summaries()) == 1
     shots = {p.name for p in ARTIFACTS.glob(f"{size}-*.png")}
     assert {f"{size}-{name}.png" for name in SCREENSHOTS} <= shots
+
+
+#: The server's own messages a browser's validation used to pre-empt (web/public.py).
+CONSENT_MISSING = "Please tick the box to confirm that you want to sign."
+PHONE_MISSING = "Please enter your phone number."
+
+
+@pytest.mark.parametrize("locale", ["tk", "ru"])
+def test_the_form_keeps_its_language_when_the_cookie_is_lost(
+    browser: Any, server: str, phone_petition: Petition, service: Service, locale: str
+) -> None:
+    """Issue 9, items 3, 4 and 6, on a phone, with Tor Browser's New Identity in between.
+
+    The form is near the top; the count is one line that leads to the auditor's page.
+    The cookie is cleared after the page loads and a form with its box left unticked is
+    sent: the browser does not stop it with its own English bubble (novalidate), and the
+    expired-form page is in the form's language with a button back to the form. Then,
+    with a cookie again, the empty form gets the server's translated messages, and the
+    number signs.
+    """
+    page = Page(browser, "phone")
+    slug = phone_petition.slug
+    page.open(f"{server}/p/{slug}?lang={locale}")
+    assert page.lang() == locale
+    page.assert_fits()
+    # The form follows the text and a two-line count: its heading is on the first screen
+    # of a short petition, not screens down behind an audit paragraph.
+    assert page.in_first_screen(page.find("#sign h2")), page.find("#sign h2").rect
+    assert not page.all("#count code, #count pre")
+    page.shot(f"petition-top-{locale}")
+    page.full_shot(f"petition-whole-{locale}")
+
+    # The auditor's page, one link away: readable on a phone, commands wrapped.
+    page.follow(page.find(f"#count a[href='/p/{slug}/audit']"))
+    assert page.lang() == locale
+    assert page.find("h1").text == tr(locale, "Check the count")
+    page.assert_fits()
+    commands = page.all("pre.command")
+    assert len(commands) == 2
+    assert commands[0].text.startswith("anonsign audit verify http://127.0.0.1:")
+    assert page.find("pre#key").is_displayed()
+    page.full_shot(f"audit-{locale}")
+    page.open(f"{server}/p/{slug}?lang={locale}")
+
+    # New Identity between loading and sending: no cookie, the box forgotten.
+    browser.delete_all_cookies()
+    assert browser.get_cookies() == []
+    page.find("#identifier").send_keys(PHONE)
+    assert not page.find("#consent").is_selected()
+    time.sleep(max(0.0, page.loaded_at + DEFAULT_FORM_MIN_SECONDS + 0.3 - time.monotonic()))
+    page.follow(page.find("form button[type=submit]"))  # no bubble: the page is replaced
+    assert page.lang() == locale
+    assert page.find("h1").text == tr(locale, "This page is out of date.")
+    back = page.find("main a.button")
+    assert back.text == tr(locale, "Back to the petition")
+    assert back.get_attribute("href").endswith(f"/p/{slug}?lang={locale}#sign")
+    assert page.in_first_screen(back)
+    page.assert_fits()
+    page.shot(f"expired-{locale}")
+
+    # Back at the form, in the same language, with a new cookie.
+    page.follow(back)
+    assert page.lang() == locale
+    assert browser.current_url.endswith("#sign")
+    assert page.in_first_screen(page.find("#sign h2"))
+    assert page.find("label[for=identifier]").text == tr(
+        locale, "Your phone number, with country code"
+    )
+
+    # The empty form reaches the server, which answers in the reader's language.
+    time.sleep(max(0.0, page.loaded_at + DEFAULT_FORM_MIN_SECONDS + 0.3 - time.monotonic()))
+    page.follow(page.find("form button[type=submit]"))
+    error = page.find("#form-error")
+    assert error.text == tr(locale, CONSENT_MISSING)
+    assert page.in_first_screen(error)
+    page.shot(f"error-empty-{locale}")
+    page.find("label[for=consent]").click()
+    time.sleep(max(0.0, page.loaded_at + DEFAULT_FORM_MIN_SECONDS + 0.3 - time.monotonic()))
+    page.follow(page.find("form button[type=submit]"))
+    assert page.find("#form-error").text == tr(locale, PHONE_MISSING)
+    assert page.lang() == locale
+    page.shot(f"error-no-number-{locale}")
+
+    page.fill_and_sign(PHONE)
+    assert page.lang() == locale
+    assert page.find("h1").text == tr(locale, "Thank you")
+    page.shot(f"thanks-{locale}")
+    assert next(s.signatures for s in service.summaries()) == 1
+    shots = {p.name for p in ARTIFACTS.glob("phone-*.png")}
+    for name in ("petition-top", "expired", "error-empty", "error-no-number", "thanks"):
+        assert f"phone-{name}-{locale}.png" in shots, name

@@ -61,6 +61,7 @@ ROUTES = {
     ("/", "public.index", GET),
     ("/p/<slug>", "public.petition", GET),
     ("/p/<slug>/sign", "public.sign", POST),
+    ("/p/<slug>/audit", "public.audit", GET),
     ("/.well-known/anonsign/key", "log.verifier_key", GET),
     ("/p/<slug>/checkpoint", "log.checkpoint", GET),
     ("/p/<slug>/log/leaves", "log.leaves", GET),
@@ -177,6 +178,10 @@ CASES: list[tuple[str, str, Request, int]] = [
     ("public.petition", "put", lambda w: w.client.put(f"/p/{w.open.slug}"), 405),
     ("public.petition", "delete", lambda w: w.client.delete(f"/p/{w.open.slug}"), 405),
     ("public.petition", "patch", lambda w: w.client.patch(f"/p/{w.open.slug}"), 405),
+    ("public.audit", "get", lambda w: w.client.get(f"/p/{w.logged.slug}/audit?lang=ru"), 200),
+    ("public.audit", "closed", lambda w: w.client.get(f"/p/{w.closed.slug}/audit"), 200),
+    ("public.audit", "unknown", lambda w: w.client.get("/p/no-such-petition/audit"), 404),
+    ("public.audit", "post", lambda w: w.client.post(f"/p/{w.open.slug}/audit"), 405),
     ("public.sign", "signed", lambda w: _post_sign(w, w.open.slug), 200),
     (
         "public.sign",

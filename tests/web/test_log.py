@@ -239,5 +239,8 @@ def test_petition_page_shows_the_published_count(
     service.publish(petition.slug)
     html = client.get(f"/p/{petition.slug}").get_data(as_text=True)
     assert re.search(r">\s*4\b", html)
-    assert f"/p/{petition.slug}/checkpoint" in html
-    assert "/.well-known/anonsign/key" in html
+    assert f'href="/p/{petition.slug}/audit"' in html
+    audit = client.get(f"/p/{petition.slug}/audit").get_data(as_text=True)
+    assert re.search(r">\s*4 signatures\b", audit)
+    assert f"/p/{petition.slug}/checkpoint" in audit
+    assert "/.well-known/anonsign/key" in audit

@@ -32,7 +32,7 @@ def test_petition_page_has_the_form(client: FlaskClient, petition: Petition) -> 
     assert "<strong>every</strong>" in html  # Markdown rendered
     for field in ('name="identifier"', 'name="contact"', 'name="consent"', 'name="csrf_token"'):
         assert field in html
-    assert 'action="/p/free-press/sign#sign"' in html
+    assert 'action="/p/free-press/sign?lang=en#sign"' in html  # the form carries its language
     assert 'href="#sign"' in html  # the form is one tap away on a phone
 
 

@@ -3,6 +3,13 @@
 A rejected form (missing, expired or foreign token, or a foreign Origin) always gets the
 same page, so the answer tells a prober nothing about why it was refused.
 
+An error answering a sign post -- the expired form, a 429 or 503 from the rate limits, a
+closed petition, a body too large -- is in the language of the form that was posted (its
+action carries ``?lang=``, see web.i18n) and links back to that petition's form, in that
+language: the reader who lost the session cookie between loading and posting (Tor
+Browser's New Identity, a restart) is not left on an English page whose only way out is
+the list of petitions.
+
 A request refused before routing -- a Host that Werkzeug cannot IDNA-encode (a label over
 63 characters, an empty label as in ``a..b``), or one outside TRUSTED_HOSTS -- has no URL
 adapter, so ``url_for`` in the page (the stylesheet, the links) would fail, the error
@@ -13,13 +20,14 @@ written into the page.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, render_template, request, url_for
 from flask.globals import request_ctx
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from anonsign.errors import PetitionClosed, PetitionNotFound
+from anonsign.web.i18n import select_locale
 
 # Lazy: defined at import, translated into the locale of the request that shows them.
 MESSAGES = {
@@ -61,8 +69,14 @@ MESSAGES = {
     ),
 }
 
+#: The view a signer posts to; its error pages lead back to the petition being signed.
+SIGN_ENDPOINT = "public.sign"
+
+# Said the same way whatever failed (a stale page, a lost cookie, a foreign post): most
+# who read it are on a page left open too long, and "did not come from this site" read
+# like an attack to them (docs/translation-review.md).
 FORM_EXPIRED = (
-    lazy_gettext("This form has expired or did not come from this site."),
+    lazy_gettext("This page is out of date."),
     lazy_gettext("Nothing was signed. Please go back, reload the petition page, and sign again."),
 )
 
@@ -75,6 +89,21 @@ def _bind_neutral_url_adapter() -> None:
         )
 
 
+def back_to_petition(status: int) -> str | None:
+    """For an error answering a sign post: the petition's form, in this page's language.
+
+    None for any other page, and for a petition that does not exist (the 404 of an
+    unknown slug). The slug is the one routed to, quoted by ``url_for``; no lookup is
+    made here, so an error page never depends on the database it may be reporting.
+    """
+    if status == 404 or request.endpoint != SIGN_ENDPOINT:
+        return None
+    slug = (request.view_args or {}).get("slug")
+    if not isinstance(slug, str):
+        return None
+    return url_for("public.petition", slug=slug, lang=select_locale(), _anchor="sign")
+
+
 def error_page(status: int, title: str | None = None, hint: str | None = None) -> tuple[str, int]:
     _bind_neutral_url_adapter()
     default_title, default_hint = MESSAGES.get(status, MESSAGES[400 if status < 500 else 500])
@@ -85,6 +114,7 @@ def error_page(status: int, title: str | None = None, hint: str | None = None) -
             # str(): a translation is text, escaped like any other, never markup.
             title=str(title or default_title),
             hint=str(hint or default_hint),
+            petition_href=back_to_petition(status),
         ),
         status,
     )

@@ -16,6 +16,12 @@ SameSite=Strict, see ``anonsign.app``); no other cookie is added. SameSite=Stric
 link followed from another site arrives without it, in English: links shared elsewhere
 should carry their language (``/p/<slug>?lang=tk``).
 
+A form carries its page's language too: the sign form posts to ``/p/<slug>/sign?lang=tk``,
+so the answer (thank you, a refusal, the expired form, a 429 or 503) is in the language
+the form was read in even when the cookie is gone by the time it is sent (Tor Browser's
+New Identity, a restart). A POST never writes the choice into the session: the answer to
+a signature sets no cookie, new or repeated.
+
 This module owns the locale list and the language links; the catalogs are in
 ``translations/`` and are built by ``scripts/i18n.py``.
 """

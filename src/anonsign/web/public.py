@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, render_template, request
+from flask import Blueprint, Flask, current_app, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFProtect
 
@@ -20,6 +20,7 @@ from anonsign.domain.identifiers import IdentifierKind
 from anonsign.domain.petitions import Petition
 from anonsign.errors import ContactTooLong, InvalidInput
 from anonsign.service import Service
+from anonsign.storage.log_store import StoredCheckpoint
 from anonsign.web import capacity, form_guard
 from anonsign.web.errors import error_page, form_rejected
 from anonsign.web.form_guard import FORM_REFUSED, accept_sign_form, issue_form_token
@@ -83,12 +84,17 @@ def _foreign_origin() -> bool:
     return netloc != request.host
 
 
+def _published_day(checkpoint: StoredCheckpoint) -> str:
+    """The day the count was published; a page names no hour."""
+    return datetime.fromtimestamp(checkpoint.published_hour * 3600, UTC).date().isoformat()
+
+
 def _render_petition(
     petition: Petition, form: SignForm, error: str | None = None, status: int = 200
 ) -> tuple[str, int]:
     label, placeholder, input_type = IDENTIFIER_LABELS[petition.identifier_kind]
     checkpoint = service().checkpoint(petition.slug)
-    published = datetime.fromtimestamp(checkpoint.published_hour * 3600, UTC).date().isoformat()
+    published = _published_day(checkpoint)
     return (
         render_template(
             "public/petition.html",
@@ -148,6 +154,27 @@ def _sign(petition: Petition, form: SignForm) -> tuple[str, int]:
     except InvalidInput as exc:
         return _render_petition(petition, form, signer_message(exc), 400)
     return render_template("public/thanks.html", petition=petition), 200
+
+
+@bp.get("/p/<slug>/audit")
+def audit(slug: str) -> str:
+    """The auditor's page: the checkpoint, the key and the commands that check the count.
+
+    Linked from the count on the petition page, so that a signer's page keeps one line
+    about it and the form near the top. It shows only what the log endpoints publish.
+    """
+    petition = service().petition(slug).in_language(select_locale())
+    checkpoint = service().checkpoint(petition.slug)
+    return render_template(
+        "public/audit.html",
+        petition=petition,
+        count=checkpoint.size,
+        published=_published_day(checkpoint),
+        checkpoint_note=checkpoint.note,
+        verifier_key=service().verifier_key(),
+        # The address the reader used (the onion, or a mirror): `verify` fetches from it.
+        petition_url=url_for("public.petition", slug=petition.slug, _external=True),
+    )
 
 
 def init_app(app: Flask) -> None:
