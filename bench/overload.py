@@ -42,33 +42,21 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from sign_throughput import raw_argon2  # noqa: E402
-from tests.live import ANONSIGN, Circuit, circuit_address, serving_on_socket  # noqa: E402
+from tests.live import (  # noqa: E402
+    ANONSIGN,
+    Circuit,
+    circuit_address,
+    group_pids,
+    rss_kib,
+    serving_on_socket,
+)
 
 LEVELS = (1, 2, 10)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def group_pids(pgid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getpgid(int(entry)) == pgid:
-                    pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
-
-
 def rss_mib(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-        except OSError:
-            continue
-        total += next((int(x.split()[1]) for x in lines if x.startswith("VmRSS:")), 0)
-    return total / 1024
+    return rss_kib(pids) / 1024
 
 
 def cpu_seconds(pids: list[int]) -> float:

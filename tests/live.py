@@ -295,3 +295,31 @@ class TorStandIn:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+# --- what a server's processes use ---------------------------------------------------------
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Every process of a server started in its own process group."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def rss_kib(pids: list[int]) -> int:
+    """Resident memory of ``pids`` together (KiB), as the kernel counts it now."""
+    total = 0
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += next((int(x.split()[1]) for x in lines if x.startswith("VmRSS:")), 0)
+    return total

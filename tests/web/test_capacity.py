@@ -7,6 +7,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,34 +94,37 @@ def _hold_a_slot(gate: SharedGate, held: Any, release: Any) -> None:
         release.wait(20)
 
 
-def test_the_shared_gate_counts_the_slots_of_every_process() -> None:
-    # Workers forked from the master share its slots: one held in a child is taken here.
-    gate = SharedGate(Capacity(slots=1, queue=0))
+@contextmanager
+def slot_held_elsewhere(gate: SharedGate) -> Iterator[tuple[Any, Any]]:
+    """A forked process (a worker) holding one of ``gate``'s slots until released."""
     context = multiprocessing.get_context("fork")
     held, release = context.Event(), context.Event()
     child = context.Process(target=_hold_a_slot, args=(gate, held, release))
     child.start()
     try:
         assert held.wait(20)
-        assert gate.in_use == (1, 0)
-        with pytest.raises(HashingBusy), gate.turn():
-            pass
+        yield child, release
     finally:
         release.set()
         child.join(20)
+
+
+def test_the_shared_gate_counts_the_slots_of_every_process() -> None:
+    # Workers forked from the master share its slots: one held in a child is taken here.
+    gate = SharedGate(Capacity(slots=1, queue=0))
+    with slot_held_elsewhere(gate):
+        assert gate.in_use == (1, 0)
+        with pytest.raises(HashingBusy), gate.turn():
+            pass
     with gate.turn():
         assert gate.in_use == (1, 0)
 
 
 def test_a_process_killed_mid_hash_gives_its_slot_back() -> None:
     gate = SharedGate(Capacity(slots=1, queue=1))
-    context = multiprocessing.get_context("fork")
-    held, release = context.Event(), context.Event()
-    child = context.Process(target=_hold_a_slot, args=(gate, held, release))
-    child.start()
-    assert held.wait(20)
-    os.kill(child.pid or 0, signal.SIGKILL)
-    child.join(20)
+    with slot_held_elsewhere(gate) as (child, _release):
+        os.kill(child.pid or 0, signal.SIGKILL)
+        child.join(20)
     # Its slot still names it; the next post finds it dead and takes the slot.
     assert gate.in_use == (1, 0)
     with gate.turn():
@@ -129,14 +134,9 @@ def test_a_process_killed_mid_hash_gives_its_slot_back() -> None:
 
 def test_a_post_waits_in_the_shared_queue_for_another_process_s_slot() -> None:
     gate = SharedGate(Capacity(slots=1, queue=1))
-    context = multiprocessing.get_context("fork")
-    held, release = context.Event(), context.Event()
-    child = context.Process(target=_hold_a_slot, args=(gate, held, release))
-    child.start()
-    assert held.wait(20)
-    threading.Timer(0.3, release.set).start()
-    started = time.monotonic()
-    with gate.turn():
-        waited = time.monotonic() - started
-    child.join(20)
+    with slot_held_elsewhere(gate) as (_child, release):
+        threading.Timer(0.3, release.set).start()
+        started = time.monotonic()
+        with gate.turn():
+            waited = time.monotonic() - started
     assert waited >= 0.2  # it waited for the slot instead of being shed

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,16 +32,6 @@ CIRCUIT_IDS = (0x5A17C3E9, 0x6B28D4FA, 0x7C39E50B, 0x0D4AF61C, 0x1E5B072D, 0x2F6
 def database_url(tmp_path: Path) -> str:
     """SQLite only: what is measured here is the limiter, not the database."""
     return f"sqlite:///{tmp_path / 'instance' / 'anonsign.db'}"
-
-
-@pytest.fixture
-def sock() -> Iterator[Path]:
-    # A unix socket's path must stay under 108 bytes; pytest's tmp_path can be longer.
-    folder = Path(tempfile.mkdtemp(prefix="anonsign-", dir="/tmp"))
-    try:
-        yield folder / "app.sock"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def server_env(settings: Settings, workers: int, **limits: str) -> dict[str, str]:

@@ -15,14 +15,10 @@ deployed (tests/live.py, ``Circuit``). What is shown:
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +29,14 @@ from anonsign.crypto.keyfile import OrganizerSecretKey
 from anonsign.domain.identifiers import IdentifierKind
 from anonsign.service import Service
 from tests.conftest import SUBMITTED, make_petition
-from tests.live import Circuit, circuit_address, proxy_line, serving_on_socket
+from tests.live import (
+    Circuit,
+    circuit_address,
+    group_pids,
+    proxy_line,
+    rss_kib,
+    serving_on_socket,
+)
 from tests.security.test_crash import dedup_key_of, stored_dedup_keys
 from tests.web.test_headers import EXPECTED_HEADERS
 
@@ -46,16 +49,6 @@ REAL_ARGON2 = Argon2Params(time_cost=3, memory_kib=64 * 1024, parallelism=1)
 def database_url(tmp_path: Path) -> str:
     """SQLite only: what is measured here is the worker model, not the database."""
     return f"sqlite:///{tmp_path / 'instance' / 'anonsign.db'}"
-
-
-@pytest.fixture
-def sock() -> Iterator[Path]:
-    # A unix socket's path must stay under 108 bytes; pytest's tmp_path can be longer.
-    folder = Path(tempfile.mkdtemp(prefix="anonsign-", dir="/tmp"))
-    try:
-        yield folder / "app.sock"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def server_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -170,30 +163,6 @@ def test_posts_past_the_slots_and_queue_are_shed_at_once_and_lose_nothing(
             )
             assert status == 200
     assert next(s.signatures for s in service.summaries()) == posts
-
-
-def rss_kib(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), None)
-        total += int(line.split()[1]) if line else 0
-    return total
-
-
-def group_pids(pgid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getpgid(int(entry)) == pgid:
-                    pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
 
 
 FLOOD_SECONDS = 20
