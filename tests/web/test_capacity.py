@@ -16,7 +16,7 @@ import pytest
 
 from anonsign.config import Settings, load_settings
 from anonsign.errors import ConfigError
-from anonsign.web.capacity import Capacity, HashingBusy, HashingGate, SharedGate
+from anonsign.web.capacity import Capacity, HashingBusy, HashingGate, SharedGate, _HostLock
 
 
 def settings_with(tmp_path: Path, **env: str) -> Settings:
@@ -105,7 +105,10 @@ def slot_held_elsewhere(gate: SharedGate) -> Iterator[tuple[Any, Any]]:
         assert held.wait(20)
         yield child, release
     finally:
-        release.set()
+        # Not for a child killed while it waited: a multiprocessing Event's set() waits
+        # for every sleeper to wake, the dead one too (the very trap _HostLock avoids).
+        if child.is_alive():
+            release.set()
         child.join(20)
 
 
@@ -125,8 +128,8 @@ def test_a_process_killed_mid_hash_gives_its_slot_back() -> None:
     with slot_held_elsewhere(gate) as (child, _release):
         os.kill(child.pid or 0, signal.SIGKILL)
         child.join(20)
-    # Its slot still names it; the next post finds it dead and takes the slot.
-    assert gate.in_use == (1, 0)
+    # Its slot still names it, but as free; the next post finds it dead and takes it.
+    assert gate.in_use == (0, 0)
     with gate.turn():
         assert gate.in_use == (1, 0)
     assert gate.in_use == (0, 0)
@@ -140,3 +143,69 @@ def test_a_post_waits_in_the_shared_queue_for_another_process_s_slot() -> None:
         with gate.turn():
             waited = time.monotonic() - started
     assert waited >= 0.2  # it waited for the slot instead of being shed
+
+
+def _hold_the_lock(lock: _HostLock, held: Any) -> None:
+    with lock.held():
+        held.set()
+        time.sleep(60)
+
+
+def test_a_process_killed_holding_the_gate_s_lock_does_not_stop_the_others() -> None:
+    # A worker killed inside the gate's few lines (a timeout's SIGKILL, the OOM killer):
+    # the kernel frees its lock, where a multiprocessing lock would stay held for ever.
+    lock = _HostLock()
+    context = multiprocessing.get_context("fork")
+    held = context.Event()
+    child = context.Process(target=_hold_the_lock, args=(lock, held))
+    child.start()
+    assert held.wait(20)
+    os.kill(child.pid or 0, signal.SIGKILL)
+    child.join(20)
+    took = threading.Event()
+
+    def take() -> None:
+        with lock.held():
+            took.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    assert took.wait(5), "the dead process's lock was never released"
+
+
+def _queue_then_report(gate: SharedGate, done: Any) -> None:
+    with gate.turn():
+        pass
+    done.set()
+
+
+def test_a_process_killed_while_queued_does_not_stop_the_others() -> None:
+    # A waiter killed in the queue must neither keep its place nor hang the slot holder
+    # when it gives the slot back (a condition's notify waits for its dead sleeper).
+    gate = SharedGate(Capacity(slots=1, queue=1))
+    context = multiprocessing.get_context("fork")
+    with slot_held_elsewhere(gate) as (holder, release):
+        waiter = context.Process(target=_queue_then_report, args=(gate, context.Event()))
+        waiter.start()
+        for _ in range(500):
+            if gate.in_use == (1, 1):
+                break
+            time.sleep(0.01)
+        assert gate.in_use == (1, 1)
+        os.kill(waiter.pid or 0, signal.SIGKILL)
+        waiter.join(20)
+        release.set()
+        holder.join(20)
+        assert holder.exitcode == 0, "the slot holder hung giving its slot back"
+    # The dead waiter's queue place is taken back by the next post that needs one.
+    done = context.Event()
+    with gate.turn():
+        queued = context.Process(target=_queue_then_report, args=(gate, done))
+        queued.start()
+        for _ in range(500):
+            if gate.in_use == (1, 1):
+                break
+            time.sleep(0.01)
+        assert gate.in_use == (1, 1)
+    assert done.wait(20)
+    queued.join(20)
+    assert gate.in_use == (0, 0)

@@ -34,10 +34,14 @@ identifier: it is decided before the identifier is read.
 
 from __future__ import annotations
 
+import fcntl
 import math
 import multiprocessing
 import os
+import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,8 +132,8 @@ class HashingGate:
 
 #: A pid that is no process: a free slot or queue place.
 FREE = 0
-#: How often a waiting post looks for slots whose process died.
-RECLAIM_SECONDS = 1.0
+#: How often a queued post looks again for a free slot (a hash takes about 150 ms).
+POLL_SECONDS = 0.02
 
 
 def _alive(pid: int) -> bool:
@@ -142,65 +146,114 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class _HostLock:
+    """A lock between the processes forked after it is made, that a killed holder frees.
+
+    A ``multiprocessing`` lock or condition left held, or waited on, by a process that was
+    killed (gunicorn kills a worker past its timeout; the kernel kills one out of memory)
+    stays so for ever: its ``notify`` waits for the dead sleeper to wake, and every worker
+    of the host would hang behind it. A POSIX record lock (``fcntl.lockf``) on a file
+    opened before the fork is released by the kernel when its holder dies, however it
+    dies. Such a lock belongs to the process, not the thread, so a thread lock in each
+    process keeps that process's threads apart first.
+    """
+
+    def __init__(self) -> None:
+        # Unlinked at once: nothing on disk names it, and it goes with the last process.
+        fd, path = tempfile.mkstemp(prefix="anonsign-gate-")
+        os.unlink(path)
+        self._fd = fd
+        weakref.finalize(self, os.close, fd)
+        self._threads = threading.Lock()
+        self._owner = os.getpid()
+
+    def _thread_lock(self) -> threading.Lock:
+        if self._owner != os.getpid():
+            # A fresh lock after the fork: the one copied from the parent may be held.
+            self._threads = threading.Lock()
+            self._owner = os.getpid()
+        return self._threads
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._thread_lock():
+            fcntl.lockf(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+
 class SharedGate:
-    """:class:`HashingGate`'s rules over the processes forked after it is made."""
+    """:class:`HashingGate`'s rules over the processes forked after it is made.
+
+    The slots and queue places are arrays in memory shared by the fork, each holding the
+    pid of the process that took it; :class:`_HostLock` guards them. A queued post does
+    not sleep on a condition (a killed sleeper would stop the next ``notify``, see
+    :class:`_HostLock`): it looks again every :data:`POLL_SECONDS`, which costs nothing
+    next to the hash it waits for, and takes back a slot whose process has died.
+    """
 
     def __init__(self, capacity: Capacity) -> None:
         context = multiprocessing.get_context("fork")
         self.capacity = capacity
-        self._lock = context.Condition(context.Lock())
+        self._lock = _HostLock()
         # The pid holding each slot, and each waiting post's.
         self._slots = context.Array("i", max(1, capacity.slots), lock=False)
         self._queue = context.Array("i", max(1, capacity.queue), lock=False)
 
     @property
     def in_use(self) -> tuple[int, int]:
-        with self._lock:
-            hashing = sum(1 for pid in self._slots if pid != FREE)
-            waiting = sum(1 for pid in self._queue[: self.capacity.queue] if pid != FREE)
-            return hashing, waiting
+        """(hashing, waiting) right now, by live processes (a dead one's place is free)."""
+        with self._lock.held():
+            slots = self._slots[: self.capacity.slots]
+            queue = self._queue[: self.capacity.queue]
+        hashing = sum(1 for pid in slots if pid != FREE and _alive(pid))
+        waiting = sum(1 for pid in queue if pid != FREE and _alive(pid))
+        return hashing, waiting
 
-    def _reclaim(self, places: Any) -> None:
-        for index, pid in enumerate(places):
-            if pid not in (FREE, os.getpid()) and not _alive(pid):
-                places[index] = FREE
-
-    def _free(self, places: Any, size: int) -> int | None:
-        return next((i for i in range(size) if places[i] == FREE), None)
+    def _take(self, places: Any, size: int, pid: int) -> int | None:
+        """The index of a place now holding ``pid``, after freeing those of dead processes."""
+        for index in range(size):
+            if places[index] == FREE:
+                places[index] = pid
+                return index
+        for index in range(size):
+            holder = places[index]
+            if holder != pid and not _alive(holder):
+                places[index] = pid
+                return index
+        return None
 
     @contextmanager
     def turn(self) -> Iterator[None]:
         """Hold a slot for the block; raise :class:`HashingBusy` if none is near."""
         pid = os.getpid()
-        with self._lock:
-            slot = self._free(self._slots, self.capacity.slots)
+        with self._lock.held():
+            slot = self._take(self._slots, self.capacity.slots, pid)
+            place = None
             if slot is None:
-                self._reclaim(self._slots)
-                slot = self._free(self._slots, self.capacity.slots)
-            if slot is None:
-                place = self._free(self._queue, self.capacity.queue)
-                if place is None:
-                    self._reclaim(self._queue)
-                    place = self._free(self._queue, self.capacity.queue)
+                place = self._take(self._queue, self.capacity.queue, pid)
                 if place is None:
                     raise HashingBusy()
-                self._queue[place] = pid
-                try:
-                    while slot is None:
-                        self._lock.wait(RECLAIM_SECONDS)
-                        slot = self._free(self._slots, self.capacity.slots)
-                        if slot is None:
-                            self._reclaim(self._slots)
-                            slot = self._free(self._slots, self.capacity.slots)
-                finally:
+        try:
+            while slot is None:
+                time.sleep(POLL_SECONDS)
+                with self._lock.held():
+                    slot = self._take(self._slots, self.capacity.slots, pid)
+                    if slot is not None and place is not None:
+                        self._queue[place] = FREE
+                        place = None
+        finally:
+            if place is not None:
+                # Interrupted while queued (the worker is stopping): give the place back.
+                with self._lock.held():
                     self._queue[place] = FREE
-            self._slots[slot] = pid
         try:
             yield
         finally:
-            with self._lock:
+            with self._lock.held():
                 self._slots[slot] = FREE
-                self._lock.notify()
 
 
 #: The host-wide gate of a gunicorn worker, installed by :func:`use_shared_gate`.
