@@ -51,6 +51,9 @@ SUITE_RATE_LIMITS = {
     "ANONSIGN_RATELIMIT_CIRCUIT": "1000000/minute",
     "ANONSIGN_RATELIMIT_PAGES": "1000000/minute",
 }
+#: No operator stats unless a test asks for them (tests/web/test_stats.py): every app the
+#: suite makes would otherwise count into a directory on tmpfs.
+SUITE_STATS = {"ANONSIGN_STATS_STORAGE_URI": "off"}
 CHEAP_KEYFILE_KDF = Argon2Params(time_cost=1, memory_kib=8192, parallelism=1)
 PG_ENV = "ANONSIGN_TEST_DATABASE_URL"
 REDIS_ENV = "ANONSIGN_TEST_REDIS_URL"
@@ -60,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "real_kdf: keep the real key-file Argon2id cost instead of the cheap one"
     )
-    for name, value in SUITE_RATE_LIMITS.items():
+    for name, value in (SUITE_RATE_LIMITS | SUITE_STATS).items():
         os.environ.setdefault(name, value)
     LOG_CAPTURE.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -217,6 +220,7 @@ def settings(instance_path: Path, database_url: str) -> Settings:
             "ANONSIGN_INSTANCE": str(instance_path),
             "ANONSIGN_DATABASE_URL": database_url,
             **SUITE_RATE_LIMITS,
+            **SUITE_STATS,
         },
         argon2=CHEAP_ARGON2,
         site_name="anonsign test",

@@ -58,6 +58,10 @@ DEFAULT_RATELIMIT_PAGES = "60/minute"
 #: Counters in each process's memory; ``redis://`` (or ``redis+unix://``) to share them.
 DEFAULT_RATELIMIT_STORAGE_URI = "memory://"
 RATELIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+#: The operator's counts (anonsign.stats): files on tmpfs shared by this host's workers.
+DEFAULT_STATS_STORAGE_URI = "memory://"
+#: ``ANONSIGN_STATS_STORAGE_URI=off``: count nothing at all.
+STATS_OFF = "off"
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,24 @@ class Settings:
     ratelimit_pages: str = DEFAULT_RATELIMIT_PAGES
     #: Where the limiter counts: ``memory://`` (per process) or a Redis URI (shared).
     ratelimit_storage_uri: str = DEFAULT_RATELIMIT_STORAGE_URI
+    #: Where ``anonsign stats`` counts come from: ``memory://`` (tmpfs, this host), a
+    #: Redis URI (every host), or ``off`` (anonsign.stats).
+    stats_storage_uri: str = DEFAULT_STATS_STORAGE_URI
+    #: ``ANONSIGN_STATS_DIR``: where ``memory://`` stats live, if not :attr:`stats_dir`'s
+    #: default (it must be on tmpfs).
+    stats_directory: Path | None = None
+
+    @property
+    def stats_dir(self) -> Path:
+        """Where ``memory://`` stats live: by default beside the unlocked keys, on tmpfs.
+
+        The server reads its keys there, and the operator's ``unlock`` writes them there,
+        so the serving workers and the operator's ``anonsign stats`` both reach it, inside
+        systemd's sandbox or not.
+        """
+        if self.stats_directory is not None:
+            return self.stats_directory
+        return self.unlocked_master_key_file.parent / "stats"
 
     @property
     def session_key_file(self) -> Path:
@@ -196,18 +218,21 @@ def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
-def _storage_uri(env: Mapping[str, str]) -> str:
-    raw = (env.get(ENV_PREFIX + "RATELIMIT_STORAGE_URI") or "").strip()
+def _storage_uri(env: Mapping[str, str], name: str, default: str, *, may_be_off: bool) -> str:
+    raw = (env.get(ENV_PREFIX + name) or "").strip()
     if not raw:
-        return DEFAULT_RATELIMIT_STORAGE_URI
+        return default
+    if may_be_off and raw.lower() == STATS_OFF:
+        return STATS_OFF
     scheme, sep, _rest = raw.partition("://")
     if not sep or scheme.lower() not in RATELIMIT_STORAGE_SCHEMES:
         # Fail closed: a typo must not leave signing without a working limiter. The
         # message names the scheme only: the rest of a URI may hold a password.
         shown = f"{scheme}://" if sep else "a value without ://"
+        also = ", or be off" if may_be_off else ""
         raise ConfigError(
-            f"{ENV_PREFIX}RATELIMIT_STORAGE_URI must start with memory://, redis://, rediss:// "
-            f"or redis+unix://, not {shown}."
+            f"{ENV_PREFIX}{name} must start with memory://, redis://, rediss:// "
+            f"or redis+unix://{also}, not {shown}."
         )
     return raw
 
@@ -219,6 +244,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     database_url = env.get(ENV_PREFIX + "DATABASE_URL") or f"sqlite:///{instance / 'anonsign.db'}"
     raw_master = env.get(ENV_PREFIX + "MASTER_KEY_FILE")
     master_key_file = Path(raw_master).expanduser() if raw_master else None
+    stats_dir = (env.get(ENV_PREFIX + "STATS_DIR") or "").strip()
     argon2 = Argon2Params(
         time_cost=_int(env, "ARGON2_TIME_COST", DEFAULT_ARGON2.time_cost, 1),
         memory_kib=_int(env, "ARGON2_MEMORY_KIB", DEFAULT_ARGON2.memory_kib, 8),
@@ -266,6 +292,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         ratelimit_petition=_rate_limit(env, "RATELIMIT_PETITION", DEFAULT_RATELIMIT_PETITION),
         ratelimit_circuit=_rate_limit(env, "RATELIMIT_CIRCUIT", DEFAULT_RATELIMIT_CIRCUIT),
         ratelimit_pages=_rate_limit(env, "RATELIMIT_PAGES", DEFAULT_RATELIMIT_PAGES),
-        ratelimit_storage_uri=_storage_uri(env),
+        ratelimit_storage_uri=_storage_uri(
+            env, "RATELIMIT_STORAGE_URI", DEFAULT_RATELIMIT_STORAGE_URI, may_be_off=False
+        ),
+        stats_storage_uri=_storage_uri(
+            env, "STATS_STORAGE_URI", DEFAULT_STATS_STORAGE_URI, may_be_off=True
+        ),
+        stats_directory=Path(stats_dir).expanduser() if stats_dir else None,
     )
     return settings.with_overrides(**overrides) if overrides else settings

@@ -282,7 +282,7 @@ def uses_dev_master_key(settings: Settings) -> bool:
     return settings.master_key_file is None and settings.dev_master_key_file.exists()
 
 
-def _filesystem_type(path: Path) -> str:
+def filesystem_type(path: Path) -> str:
     """The type of the file system holding ``path`` (longest matching mount point)."""
     best, kind = "", "unknown"
     try:
@@ -307,7 +307,7 @@ def write_unlocked(settings: Settings, keys: ServerKeys, *, allow_disk: bool = F
     """Put the server keys where the service reads them; refuse persistent storage."""
     path = settings.unlocked_master_key_file
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    kind = _filesystem_type(path.parent)
+    kind = filesystem_type(path.parent)
     if kind not in MEMORY_FILESYSTEMS and not allow_disk:
         raise UnlockRefused(
             f"{path.parent} is on {kind}, not memory-backed storage: the master key would "

@@ -486,6 +486,8 @@ def test_the_unit_points_anonsign_at_its_instance_and_the_unlocked_keys(
         # Read in place on tmpfs: a LoadCredential= copy would be frozen at start, and
         # petition close replaces the master key for the new workers to read.
         "ANONSIGN_MASTER_KEY_FILE": UNLOCKED_KEYS,
+        # Operator stats on tmpfs, in the folder systemd makes writable for the service.
+        "ANONSIGN_STATS_DIR": f"/run/{one(service_unit, 'RuntimeDirectory')}/stats",
     }
     assert "LoadCredential" not in service_unit
     assert "IPAddressAllow" not in service_unit  # only the PostgreSQL drop-in opens one
@@ -663,6 +665,8 @@ def test_the_admin_wrapper_runs_as_the_service_does(
     assert env["ANONSIGN_INSTANCE"] == service_env["ANONSIGN_INSTANCE"]
     assert env["ANONSIGN_MASTER_KEY_FILE"] == service_env["ANONSIGN_MASTER_KEY_FILE"]
     assert env["ANONSIGN_MASTER_KEY_FILE"] == UNLOCKED_KEYS
+    # `anonsign-admin stats` reads the counts where the service writes them.
+    assert env["ANONSIGN_STATS_DIR"] == service_env["ANONSIGN_STATS_DIR"]
 
 
 def read_terminal(master: int, process: subprocess.Popen[bytes], seconds: float) -> bytes:

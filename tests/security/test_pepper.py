@@ -119,9 +119,9 @@ def test_unlock_refuses_persistent_storage(production: Settings, tmp_path: Path)
 
 
 def _fs_of(path: Path) -> str:
-    from anonsign.instance import _filesystem_type
+    from anonsign.instance import filesystem_type
 
-    return _filesystem_type(path)
+    return filesystem_type(path)
 
 
 def test_emergency_close_closes_everything_and_locks(production: Settings, tmp_path: Path) -> None:

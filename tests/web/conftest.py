@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,3 +20,14 @@ def sock() -> Iterator[Path]:
         yield folder / "app.sock"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def stats_dir() -> Iterator[Path]:
+    """A fresh directory on tmpfs for operator stats, as the default beside the unlocked
+    keys is (anonsign.stats.ring refuses any other file system)."""
+    path = Path("/dev/shm") / f"anonsign-test-stats-{uuid.uuid4().hex}"  # noqa: S108 - tmpfs
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

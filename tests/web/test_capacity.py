@@ -209,3 +209,49 @@ def test_a_process_killed_while_queued_does_not_stop_the_others() -> None:
     assert done.wait(20)
     queued.join(20)
     assert gate.in_use == (0, 0)
+
+
+def _hold_one_then_take_the_other(first: _HostLock, second: _HostLock, held: Any, go: Any) -> None:
+    """A threaded worker: one thread holds ``first`` a while, another waits for ``second``."""
+    errors: list[BaseException] = []
+
+    def hold() -> None:
+        with first.held():
+            held.set()
+            time.sleep(1.0)
+
+    def take() -> None:
+        go.wait(20)
+        try:
+            with second.held():
+                pass
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hold), threading.Thread(target=take)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    os._exit(1 if errors else 0)
+
+
+def test_two_threaded_workers_each_holding_a_lock_wait_and_do_not_fail() -> None:
+    # Worker A holds the gate's lock in one thread and waits for a stats lock in another;
+    # worker B the other way round. No thread waits for itself, so both must just wait:
+    # a POSIX record lock fails one of them with EDEADLK (a 500, seen in the flood test).
+    gate_lock, stats_lock = _HostLock(), _HostLock()
+    context = multiprocessing.get_context("fork")
+    go = context.Event()
+    held = [context.Event(), context.Event()]
+    workers = [
+        context.Process(target=_hold_one_then_take_the_other, args=(a, b, h, go))
+        for (a, b), h in zip(((gate_lock, stats_lock), (stats_lock, gate_lock)), held, strict=True)
+    ]
+    for worker in workers:
+        worker.start()
+    assert all(h.wait(20) for h in held)
+    go.set()
+    for worker in workers:
+        worker.join(30)
+    assert [w.exitcode for w in workers] == [0, 0]

@@ -28,6 +28,8 @@ from anonsign.crypto.kdf import Argon2Params
 from anonsign.crypto.keyfile import OrganizerSecretKey
 from anonsign.domain.identifiers import IdentifierKind
 from anonsign.service import Service
+from anonsign.stats import KEPT_SECONDS, Counts
+from anonsign.stats.ring import FileStats
 from tests.conftest import SUBMITTED, make_petition
 from tests.live import (
     Circuit,
@@ -120,8 +122,19 @@ def test_hundreds_of_slow_clients_leave_the_form_answering(
     assert next(s.signatures for s in service.summaries()) == 1
 
 
+def counted(stats_dir: Path, slug: str) -> Counts:
+    """What the server's workers counted for ``anonsign stats``."""
+    now = time.time()
+    return FileStats.in_directory(stats_dir).read([slug], now)[slug].window(KEPT_SECONDS, now)
+
+
 def test_posts_past_the_slots_and_queue_are_shed_at_once_and_lose_nothing(
-    tmp_path: Path, sock: Path, settings: Settings, service: Service, organizer: OrganizerSecretKey
+    tmp_path: Path,
+    sock: Path,
+    stats_dir: Path,
+    settings: Settings,
+    service: Service,
+    organizer: OrganizerSecretKey,
 ) -> None:
     # A petition that costs what a real one costs, so the slots really fill.
     costly = Service.open(settings.with_overrides(argon2=REAL_ARGON2))
@@ -129,7 +142,12 @@ def test_posts_past_the_slots_and_queue_are_shed_at_once_and_lose_nothing(
     costly.close_connections()
     # One worker of two slots (two cores) and no queue: the third post at once is shed.
     env = server_env(
-        settings, ANONSIGN_WORKERS="1", ANONSIGN_HASHING_QUEUE="0", ANONSIGN_THREADS="16"
+        settings,
+        ANONSIGN_WORKERS="1",
+        ANONSIGN_HASHING_QUEUE="0",
+        ANONSIGN_THREADS="16",
+        ANONSIGN_STATS_STORAGE_URI="memory://",
+        ANONSIGN_STATS_DIR=str(stats_dir),
     )
     posts = 12
     with serving_on_socket(env, sock, tmp_path / "server.log"):
@@ -163,6 +181,8 @@ def test_posts_past_the_slots_and_queue_are_shed_at_once_and_lose_nothing(
             )
             assert status == 200
     assert next(s.signatures for s in service.summaries()) == posts
+    # The operator sees it: every thank-you and every shed post, counted once.
+    assert counted(stats_dir, "busy") == Counts(accepted=posts, shed=len(shed))
 
 
 FLOOD_SECONDS = 20
@@ -172,7 +192,12 @@ BUDGET_MIB = 512
 
 @pytest.mark.slow
 def test_a_bounded_flood_gets_only_expected_answers_and_keeps_every_thank_you(
-    tmp_path: Path, sock: Path, settings: Settings, service: Service, organizer: OrganizerSecretKey
+    tmp_path: Path,
+    sock: Path,
+    stats_dir: Path,
+    settings: Settings,
+    service: Service,
+    organizer: OrganizerSecretKey,
 ) -> None:
     costly = Service.open(settings.with_overrides(argon2=REAL_ARGON2))
     make_petition(costly, organizer, "flood", IdentifierKind.TEXT)
@@ -186,6 +211,8 @@ def test_a_bounded_flood_gets_only_expected_answers_and_keeps_every_thank_you(
         ANONSIGN_RATELIMIT_PETITION="300/minute",
         ANONSIGN_RATELIMIT_CIRCUIT="5/minute",
         ANONSIGN_RATELIMIT_PAGES=BIG,
+        ANONSIGN_STATS_STORAGE_URI="memory://",
+        ANONSIGN_STATS_DIR=str(stats_dir),
     )
     statuses: Counter[int] = Counter()
     thanked: list[str] = []
@@ -234,3 +261,7 @@ def test_a_bounded_flood_gets_only_expected_answers_and_keeps_every_thank_you(
     kept = stored_dedup_keys(service)
     lost = [v for v in thanked if dedup_key_of(service, "flood", v) not in kept]
     assert lost == [], f"thanked but not in the log: {lost[:5]}"
+    # What `anonsign stats` shows of the attack is what the clients were answered.
+    assert counted(stats_dir, "flood") == Counts(
+        accepted=statuses[200], limited=statuses[429], shed=statuses[503]
+    )

@@ -92,6 +92,7 @@ def _register() -> None:
     from anonsign.cli import offline, server
     from anonsign.cli.audit import audit
     from anonsign.cli.calibrate import calibrate
+    from anonsign.cli.stats import stats
 
     main.add_command(server.init)
     main.add_command(server.unlock)
@@ -110,6 +111,7 @@ def _register() -> None:
     main.add_command(contacts)
     main.add_command(audit)
     main.add_command(calibrate)
+    main.add_command(stats)
 
 
 _register()

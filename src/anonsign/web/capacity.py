@@ -152,36 +152,46 @@ class _HostLock:
     A ``multiprocessing`` lock or condition left held, or waited on, by a process that was
     killed (gunicorn kills a worker past its timeout; the kernel kills one out of memory)
     stays so for ever: its ``notify`` waits for the dead sleeper to wake, and every worker
-    of the host would hang behind it. A POSIX record lock (``fcntl.lockf``) on a file
-    opened before the fork is released by the kernel when its holder dies, however it
-    dies. Such a lock belongs to the process, not the thread, so a thread lock in each
-    process keeps that process's threads apart first.
+    of the host would hang behind it. An ``flock`` on a file is released by the kernel
+    when its holder dies, however it dies.
+
+    ``flock`` rather than ``fcntl.lockf``: a POSIX record lock belongs to the process,
+    and the kernel's deadlock check then sees two threaded workers that each hold one lock
+    (this one, a stats file's) while another of their threads waits for the other's, and
+    fails the wait with EDEADLK, which no thread deserved. An ``flock`` belongs to an open
+    file description, so each process opens the (unlinked) file afresh after the fork,
+    through ``/proc/self/fd``; a thread lock keeps one process's threads apart first.
     """
 
     def __init__(self) -> None:
         # Unlinked at once: nothing on disk names it, and it goes with the last process.
         fd, path = tempfile.mkstemp(prefix="anonsign-gate-")
         os.unlink(path)
-        self._fd = fd
-        weakref.finalize(self, os.close, fd)
+        self._inherited = self._fd = fd
         self._threads = threading.Lock()
-        self._owner = os.getpid()
+        weakref.finalize(self, os.close, fd)
+        me = weakref.ref(self)
 
-    def _thread_lock(self) -> threading.Lock:
-        if self._owner != os.getpid():
-            # A fresh lock after the fork: the one copied from the parent may be held.
-            self._threads = threading.Lock()
-            self._owner = os.getpid()
-        return self._threads
+        def after_fork() -> None:
+            lock = me()
+            if lock is not None:
+                lock._own_description()
+
+        os.register_at_fork(after_in_child=after_fork)
+
+    def _own_description(self) -> None:
+        # In a new child, before any of its threads: its own description, its own lock.
+        self._fd = os.open(f"/proc/self/fd/{self._inherited}", os.O_RDWR | os.O_CLOEXEC)
+        self._threads = threading.Lock()
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        with self._thread_lock():
-            fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        with self._threads:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.lockf(self._fd, fcntl.LOCK_UN)
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 class SharedGate:
@@ -286,4 +296,5 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HashingBusy)
     def _busy(_error: HashingBusy) -> Response:
+        # Counted by the sign view, which knows the petition (web.stats).
         return shed_answer()

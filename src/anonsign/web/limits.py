@@ -74,8 +74,10 @@ from limits.errors import StorageError
 
 from anonsign.config import Settings
 from anonsign.crypto.buckets import BucketKey
+from anonsign.stats import Outcome
 from anonsign.web import public
 from anonsign.web.errors import error_page
+from anonsign.web.stats import sign_stats
 
 #: Counters only (see the module docstring); never moving-window.
 STRATEGY = "fixed-window"
@@ -247,6 +249,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def _limited(error: RateLimitExceeded) -> Response:
+        sign_stats().count_answer(Outcome.LIMITED)
         # The page on_breach made (RateLimits._refused), with the window's Retry-After.
         if isinstance(error.response, Response):
             return error.response
@@ -254,4 +257,5 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(StorageError)
     def _storage_down(error: StorageError) -> Response:
+        sign_stats().count_answer(Outcome.SHED)
         return limits.storage_down(error)

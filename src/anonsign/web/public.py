@@ -20,6 +20,7 @@ from anonsign.domain.identifiers import IdentifierKind
 from anonsign.domain.petitions import Petition
 from anonsign.errors import ContactTooLong, InvalidInput
 from anonsign.service import Service
+from anonsign.stats import Outcome
 from anonsign.storage.log_store import StoredCheckpoint
 from anonsign.web import capacity, form_guard
 from anonsign.web.errors import error_page, form_rejected
@@ -27,6 +28,7 @@ from anonsign.web.form_guard import FORM_REFUSED, accept_sign_form, issue_form_t
 from anonsign.web.forms import SignForm
 from anonsign.web.i18n import select_locale
 from anonsign.web.markup import render_petition_text
+from anonsign.web.stats import sign_stats
 
 bp = Blueprint("public", __name__)
 csrf = CSRFProtect()
@@ -136,8 +138,13 @@ def sign(slug: str) -> tuple[str, int]:
     form = SignForm()
     # A hashing turn first (or 503 at once when every slot and queue place is taken,
     # web.capacity): a shed post has spent nothing, and its form stays valid.
-    with capacity.gate().turn():
-        return _sign(petition, form)
+    try:
+        with capacity.gate().turn():
+            return _sign(petition, form)
+    except capacity.HashingBusy:
+        # Counted here, where the petition is known to exist (web.stats).
+        sign_stats().count(petition.slug, Outcome.SHED)
+        raise
 
 
 def _sign(petition: Petition, form: SignForm) -> tuple[str, int]:
@@ -153,6 +160,8 @@ def _sign(petition: Petition, form: SignForm) -> tuple[str, int]:
         service().sign(petition.slug, form.identifier.data or "", form.contact.data or "")
     except InvalidInput as exc:
         return _render_petition(petition, form, signer_message(exc), 400)
+    # After the commit, so only a signature the store holds is counted (anonsign.stats).
+    sign_stats().count(petition.slug, Outcome.ACCEPTED)
     return render_template("public/thanks.html", petition=petition), 200
 
 
