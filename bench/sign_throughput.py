@@ -75,7 +75,10 @@ def end_to_end(
     from tests.live import ANONSIGN, Browser, free_port, running
 
     command = anonsign or ANONSIGN
-    with tempfile.TemporaryDirectory(prefix="anonsign-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="anonsign-bench-") as tmp,
+        tempfile.TemporaryDirectory(prefix="anonsign-bench-stats-", dir="/dev/shm") as stats_dir,
+    ):
         instance = Path(tmp) / "instance"
         env = {
             "ANONSIGN_INSTANCE": str(instance),
@@ -84,6 +87,14 @@ def end_to_end(
             # Each client posts the moment it has the page: the two-second minimum would
             # measure the clients' waiting, not the server (a baseline ignores it).
             "ANONSIGN_FORM_MIN_SECONDS": "0",
+            # Every client is one peer on loopback: the per-peer limits would measure the
+            # limiter, not the sign path (a baseline without limits ignores these).
+            **{
+                f"ANONSIGN_RATELIMIT_{layer}": "1000000/minute"
+                for layer in ("GLOBAL", "PETITION", "CIRCUIT", "PAGES")
+            },
+            # The operator stats count as in production, on tmpfs, removed afterwards.
+            "ANONSIGN_STATS_DIR": str(stats_dir),
         }
         subprocess.run(  # noqa: S603 - our own command, from this checkout or the baseline
             [command, "demo", "--no-serve"],

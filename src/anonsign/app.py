@@ -37,6 +37,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         WTF_CSRF_TIME_LIMIT=settings.form_max_seconds,
         # The Referer check is for HTTPS only; the Origin check in web.public covers us.
         WTF_CSRF_SSL_STRICT=False,
+        # WTForms' own messages are never shown (a refusal is one of ours, translated by
+        # Flask-Babel), and Flask-WTF would otherwise load its catalog on every request.
+        WTF_I18N_ENABLED=False,
         TEMPLATES_AUTO_RELOAD=False,
     )
     if settings.trusted_hosts:

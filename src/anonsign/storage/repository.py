@@ -9,6 +9,7 @@ nor the database's write pattern tells whether the identifier had signed before
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Iterator
 
@@ -39,6 +40,17 @@ from anonsign.storage.models import (
 ROW_ID_SIZE = 16
 #: Any constant: PostgreSQL's transaction-scoped advisory lock that serializes rotations.
 _ROTATION_LOCK = 0x616E6F6E7369676E  # "anonsign"
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key(text: str) -> OrganizerPublicKey:
+    """An organizer key as stored, checked once per process rather than on every read.
+
+    Checking a key costs an X25519 exchange and an ML-KEM load (web.public reads the
+    petition on every page and post); the stored text cannot change under its own value,
+    and a key that failed the check was never stored (``petition create`` checks it).
+    """
+    return OrganizerPublicKey.from_text(text)
 
 
 class Repository:
@@ -129,8 +141,7 @@ class Repository:
                 parallelism=row.argon2_parallelism,
             ),
             recipients=tuple(
-                Recipient(name=r.name, key=OrganizerPublicKey.from_text(r.public_key))
-                for r in recipients
+                Recipient(name=r.name, key=_public_key(r.public_key)) for r in recipients
             ),
             log_origin=row.log_origin,
             translations=tuple(
@@ -149,6 +160,17 @@ class Repository:
     def petition_with_pepper(self, slug: str) -> tuple[Petition, bytes | None]:
         row = self._row(slug)
         return self._petition(row), row.wrapped_pepper
+
+    def wrapped_pepper(self, petition_id: str) -> tuple[PetitionState, bytes | None]:
+        """The petition's state and wrapped pepper, without the rest of the petition."""
+        row = self.session.execute(
+            select(PetitionRow.state, PetitionRow.wrapped_pepper).where(
+                PetitionRow.id == petition_id
+            )
+        ).one_or_none()
+        if row is None:
+            raise PetitionNotFound()
+        return PetitionState(row.state), row.wrapped_pepper
 
     def petitions(self, *, open_only: bool = False) -> list[Petition]:
         query = select(PetitionRow).order_by(PetitionRow.slug)

@@ -67,7 +67,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, make_response, request
+from flask import Flask, Response, make_response, request
 from flask_babel import lazy_gettext, ngettext
 from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 from limits.errors import StorageError
@@ -115,8 +115,7 @@ def _petition_key() -> str:
     # Only an existing petition gets a key (an unknown one is a 404 from here): the slug
     # comes from the address bar, and whatever someone types there must not become a
     # key in the limiter's storage.
-    petition = current_app.extensions["anonsign.service"].petition(slug)
-    return f"sign:{petition.slug}"
+    return f"sign:{public.petition_for(slug).slug}"
 
 
 def _global_key() -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, g, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFProtect
 
@@ -56,6 +56,21 @@ def service() -> Service:
     return svc
 
 
+def petition_for(slug: str) -> Petition:
+    """The petition ``slug`` names, read once per request (untranslated).
+
+    A sign post needs it in the per-petition rate limit, the view, the form check and the
+    signature; each read is three queries and a check of every organizer key, so the
+    request keeps the first. Never kept across requests: a page shows the petition as it
+    is now, and the signature's insert checks the state again under the row lock.
+    """
+    cache: dict[str, Petition] = g.setdefault("anonsign_petitions", {})
+    petition = cache.get(slug)
+    if petition is None:
+        petition = cache[slug] = service().petition(slug)
+    return petition
+
+
 def signer_message(error: InvalidInput) -> str:
     """What the signer reads for refused input, in the page's language.
 
@@ -95,7 +110,7 @@ def _render_petition(
     petition: Petition, form: SignForm, error: str | None = None, status: int = 200
 ) -> tuple[str, int]:
     label, placeholder, input_type = IDENTIFIER_LABELS[petition.identifier_kind]
-    checkpoint = service().checkpoint(petition.slug)
+    checkpoint = service().checkpoint_of(petition)
     published = _published_day(checkpoint)
     return (
         render_template(
@@ -125,14 +140,14 @@ def index() -> str:
 
 @bp.get("/p/<slug>")
 def petition(slug: str) -> tuple[str, int]:
-    return _render_petition(service().petition(slug).in_language(select_locale()), SignForm())
+    return _render_petition(petition_for(slug).in_language(select_locale()), SignForm())
 
 
 @bp.post("/p/<slug>/sign")
 def sign(slug: str) -> tuple[str, int]:
     if _foreign_origin():
         return form_rejected()
-    petition = service().petition(slug).in_language(select_locale())
+    petition = petition_for(slug).in_language(select_locale())
     if not petition.is_open:
         return error_page(410)
     form = SignForm()
@@ -157,7 +172,9 @@ def _sign(petition: Petition, form: SignForm) -> tuple[str, int]:
     try:
         # The log entry sign() returns stays here: on a page it would be a receipt, and a
         # receipt is a membership oracle for whoever submits the identifier.
-        service().sign(petition.slug, form.identifier.data or "", form.contact.data or "")
+        service().sign(
+            petition.slug, form.identifier.data or "", form.contact.data or "", petition=petition
+        )
     except InvalidInput as exc:
         return _render_petition(petition, form, signer_message(exc), 400)
     # After the commit, so only a signature the store holds is counted (anonsign.stats).
@@ -172,8 +189,8 @@ def audit(slug: str) -> str:
     Linked from the count on the petition page, so that a signer's page keeps one line
     about it and the form near the top. It shows only what the log endpoints publish.
     """
-    petition = service().petition(slug).in_language(select_locale())
-    checkpoint = service().checkpoint(petition.slug)
+    petition = petition_for(slug).in_language(select_locale())
+    checkpoint = service().checkpoint_of(petition)
     return render_template(
         "public/audit.html",
         petition=petition,
