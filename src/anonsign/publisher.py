@@ -56,8 +56,14 @@ class PublishPolicy:
     #: Seconds since the hour of the last checkpoint before the next may be signed.
     interval_seconds: int
 
-    def due(self, pending: int, last: StoredCheckpoint | None, now: float) -> bool:
-        if pending == 0 or pending < self.min_pending:
+    @property
+    def batch_size(self) -> int:
+        """Fewest new entries a batch may publish (1 at least: no empty checkpoint)."""
+        return max(self.min_pending, 1)
+
+    def due(self, enough: bool, last: StoredCheckpoint | None, now: float) -> bool:
+        """Whether a batch is due, given whether ``enough`` new entries wait for one."""
+        if not enough:
             return False
         if last is None or self.interval_seconds <= 0:
             return True
@@ -90,7 +96,7 @@ def publish(
     last = store.latest_checkpoint()
     if last is None:
         return _sign(store, petition, signer, Checkpoint(petition.log_origin, 0, empty_root()), now)
-    if policy is not None and not policy.due(store.pending_count(), last, now):
+    if policy is not None and not policy.due(store.pending_reaches(policy.batch_size), last, now):
         return None
     if not store.has_new_pending():
         if policy is None:

@@ -96,6 +96,24 @@ def test_a_forced_publication_of_only_repeats_drains_them_and_signs_nothing(
         assert session.scalar(select(func.count()).select_from(PendingSignatureRow)) == 0
 
 
+def test_the_policy_counts_distinct_new_entries_up_to_the_batch_size(
+    service: Service, organizer: OrganizerSecretKey
+) -> None:
+    petition = make_petition(service, organizer, "policy", IdentifierKind.TEXT)
+    published = [bytes([i]) * 32 for i in range(3)]
+    _add_pending(service, petition.id, published)
+    assert service.publish("policy") is not None
+    new = [bytes([0x80 + i]) * 32 for i in range(4)]
+    # Nine rows, but four new entries: repeats within the batch and of the log.
+    _add_pending(service, petition.id, new + new[:2] + published)
+    with service.db.reading() as session:
+        store = LogStore(session, petition.id)
+        assert [store.pending_reaches(n) for n in (1, 4, 5, 9, 10)] == [
+            True, True, False, False, False
+        ]  # fmt: skip
+        assert store.pending_count() == 4
+
+
 @pytest.mark.postgres
 def test_a_signature_committed_during_a_batch_is_never_lost(
     service: Service, organizer: OrganizerSecretKey, monkeypatch: pytest.MonkeyPatch

@@ -271,6 +271,30 @@ class LogStore:
             )
         return published
 
+    def pending_reaches(self, at_least: int) -> bool:
+        """Whether at least ``at_least`` (1 or more) distinct new entries wait.
+
+        What the publish policy asks on every round of the background publisher. The
+        rows are counted first (one scan, no memory): fewer rows than ``at_least`` hold
+        fewer entries, which is always the answer when a petition publishes only at close
+        (``ANONSIGN_PUBLISH_MIN`` above the expected count). Only otherwise are distinct
+        entries counted, and that count (for which the database keeps a set) stops at
+        ``at_least``: memory bounded by the policy, never by what is pending.
+        """
+        if self.pending_rows() < at_least:
+            return False
+        if at_least <= 1:
+            return self.has_new_pending()
+        distinct = (
+            select(PendingSignatureRow.dedup_key)
+            .where(new_pending(self.petition_id))
+            .distinct()
+            .limit(at_least)
+            .subquery()
+        )
+        found = self.session.scalar(select(func.count()).select_from(distinct)) or 0
+        return found >= at_least
+
     def pending_count(self) -> int:
         """Distinct new entries waiting (what the publish policy counts)."""
         return count_new_pending(self.session, self.petition_id)
