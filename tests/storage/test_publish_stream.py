@@ -11,15 +11,22 @@ import random
 import threading
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
-from anonsign.audit.merkle import leaf_hash, root
+from anonsign.audit.merkle import CompactRange, leaf_hash, root
 from anonsign.crypto.keyfile import OrganizerSecretKey
 from anonsign.domain.identifiers import IdentifierKind
+from anonsign.publisher import InconsistentLog
 from anonsign.service import Service
 from anonsign.storage import log_store
 from anonsign.storage.log_store import LogStore
-from anonsign.storage.models import PendingContactRow, PendingSignatureRow, SealedContactRow
+from anonsign.storage.models import (
+    LogLeafRow,
+    LogNodeRow,
+    PendingContactRow,
+    PendingSignatureRow,
+    SealedContactRow,
+)
 from tests.conftest import make_petition
 
 
@@ -156,3 +163,50 @@ def test_a_signature_committed_during_a_batch_is_never_lost(
     assert len(published) == 14
     assert published.index(early) == 13, "the early entry waited for the next batch"
     assert published[:13] == sorted(published[:13])
+
+
+def test_a_failure_half_way_through_a_batch_leaves_the_log_and_the_batch_as_they_were(
+    service: Service, organizer: OrganizerSecretKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every chunk is in the one transaction: a crash after some chunks rolls all back."""
+    monkeypatch.setattr(log_store, "READ_CHUNK", 3)
+    petition = make_petition(service, organizer, "crash", IdentifierKind.TEXT)
+    keys = [bytes([i]) * 32 for i in range(1, 13)]
+    _add_pending(service, petition.id, keys)
+    original = LogStore.append
+    calls = []
+
+    def append_then_fail(store: LogStore, tree: CompactRange, entries: list[bytes]) -> None:
+        calls.append(len(entries))
+        if len(calls) == 3:
+            raise RuntimeError("the process dies here")
+        original(store, tree, entries)
+
+    monkeypatch.setattr(LogStore, "append", append_then_fail)
+    with pytest.raises(RuntimeError, match="dies"):
+        service.publish("crash")
+    assert service.checkpoint("crash").size == 0
+    with service.db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(LogLeafRow)) == 0
+        assert session.scalar(select(func.count()).select_from(PendingSignatureRow)) == 12
+    monkeypatch.setattr(LogStore, "append", original)
+    assert service.publish("crash") is not None
+    assert _published(service, "crash") == keys
+
+
+def test_a_stored_log_that_no_longer_matches_its_checkpoint_is_not_extended(
+    service: Service, organizer: OrganizerSecretKey
+) -> None:
+    petition = make_petition(service, organizer, "tampered", IdentifierKind.TEXT)
+    _add_pending(service, petition.id, [bytes([i]) * 32 for i in range(1, 5)])
+    assert service.publish("tampered") is not None
+    with service.db.writing() as session:
+        session.execute(
+            update(LogNodeRow)
+            .where(LogNodeRow.petition_id == petition.id, LogNodeRow.level == 2)
+            .values(hash=bytes(32))
+        )
+    _add_pending(service, petition.id, [b"\xee" * 32])
+    with pytest.raises(InconsistentLog, match="does not match its checkpoint of size 4"):
+        service.publish("tampered")
+    assert service.checkpoint("tampered").size == 4
