@@ -14,6 +14,13 @@ Publishing runs inside one database transaction that holds the petition's row lo
 processes may run it at once: one integrates the batch, the others find nothing to do.
 Before signing, the new tree is checked to extend the last signed one, so the log never
 signs two inconsistent checkpoints.
+
+A batch is streamed, never held: chunks of pending rows come out of the database in
+order of value, each chunk's new entries go through the frontier (the compact range)
+into the log, and its rows are drained, all in that one transaction, so a crash half-way
+rolls every chunk back and leaves the log as it was. Memory is bounded by the chunk
+(``anonsign.storage.log_store.READ_CHUNK``), not by the batch: a batch of a million,
+which "publish only at close" makes, costs what a batch of fifty thousand does.
 """
 
 from __future__ import annotations
@@ -49,8 +56,14 @@ class PublishPolicy:
     #: Seconds since the hour of the last checkpoint before the next may be signed.
     interval_seconds: int
 
-    def due(self, pending: int, last: StoredCheckpoint | None, now: float) -> bool:
-        if pending == 0 or pending < self.min_pending:
+    @property
+    def batch_size(self) -> int:
+        """Fewest new entries a batch may publish (1 at least: no empty checkpoint)."""
+        return max(self.min_pending, 1)
+
+    def due(self, enough: bool, last: StoredCheckpoint | None, now: float) -> bool:
+        """Whether a batch is due, given whether ``enough`` new entries wait for one."""
+        if not enough:
             return False
         if last is None or self.interval_seconds <= 0:
             return True
@@ -83,23 +96,29 @@ def publish(
     last = store.latest_checkpoint()
     if last is None:
         return _sign(store, petition, signer, Checkpoint(petition.log_origin, 0, empty_root()), now)
-    if policy is not None and not policy.due(store.pending_count(), last, now):
+    if policy is not None and not policy.due(store.pending_reaches(policy.batch_size), last, now):
         return None
-    batch = store.pending_batch()
-    if not batch.entries:
+    if not store.has_new_pending():
         if policy is None:
             # Forced (closing, or by hand): repeats and contacts left since the last
             # batch are drained too, so nothing pending outlives the petition.
-            store.drain(batch)
+            store.drain_pending()
         return None
     previous = checkpoint_of(last, signer)
-    if store.compact_range(last.size).root() != previous.root:
+    tree = store.compact_range(last.size)
+    if tree.root() != previous.root:
         raise InconsistentLog(
             f"The stored log of {petition.slug!r} does not match its checkpoint of size "
             f"{last.size}; refusing to sign a new one."
         )
-    tree = store.append(last.size, batch.entries)
-    store.drain(batch)
+    # One chunk at a time, in order of value: its new entries go through the frontier
+    # into the log, its rows (repeats included) are deleted, and it is let go.
+    for chunk in store.pending_chunks():
+        store.append(tree, chunk.entries)
+        store.drain_chunk(chunk)
+    store.end_drain()
+    if tree.size == last.size:
+        return None  # not reached under the lock: has_new_pending saw a new entry
     return _sign(
         store, petition, signer, Checkpoint(petition.log_origin, tree.size, tree.root()), now
     )
