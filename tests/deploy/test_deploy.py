@@ -305,7 +305,7 @@ def test_gunicorn_conf_and_anonsign_serve_share_one_source(
     def capture(self: gunicorn_app.AnonsignServer) -> None:
         captured.update(self.options)
 
-    monkeypatch.setattr(gunicorn_app, "check_ready", lambda settings: None)
+    monkeypatch.setattr(gunicorn_app, "check_ready", lambda settings, workers=None: None)
     monkeypatch.setattr(gunicorn_app.AnonsignServer, "run", capture)
     from anonsign.cli.main import main
 
