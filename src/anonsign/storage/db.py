@@ -135,7 +135,15 @@ class Database:
     def __init__(self, url: str, store_key: bytes | None, pool_size: int | None = None) -> None:
         self.url = url
         self.engine = create_db_engine(url, store_key, pool_size)
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        reader = self.engine
+        if self.engine.dialect.name == "postgresql":
+            # One snapshot per read: at PostgreSQL's default READ COMMITTED each statement
+            # sees the latest commits, so a count of the log's leaves and then of the
+            # pending signatures, with a batch published (by any host) between the two,
+            # missed that batch. A read-only REPEATABLE READ transaction never fails for
+            # serialization; SQLite's reads are snapshots already.
+            reader = self.engine.execution_options(isolation_level="REPEATABLE READ")
+        self._read = sessionmaker(reader, expire_on_commit=False)
         self._write = sessionmaker(
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
