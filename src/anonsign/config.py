@@ -5,6 +5,13 @@ environment values but files (the instance folder, or a ``*_FILE`` path such as 
 systemd credential), so they do not leak through ``/proc/<pid>/environ`` or a crash
 report. Reading fails closed: a malformed value is a :class:`ConfigError` naming the
 variable, never a silent default.
+
+**systemd credentials.** When systemd starts the service with ``LoadCredential=`` it sets
+``$CREDENTIALS_DIRECTORY``; a file there named as in :data:`CREDENTIALS` is used instead
+of the instance folder's copy (the session and log keys, which every host of one
+instance must share) or of the environment variable (a Redis URI that carries a
+password). The master key is deliberately not among them: a credential is a copy frozen
+when the unit starts, and closing a petition replaces the master key (deploy/README.md).
 """
 
 from __future__ import annotations
@@ -62,6 +69,16 @@ RATELIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 DEFAULT_STATS_STORAGE_URI = "memory://"
 #: ``ANONSIGN_STATS_STORAGE_URI=off``: count nothing at all.
 STATS_OFF = "off"
+
+#: Set by systemd for a unit with ``LoadCredential=``/``SetCredential=`` (systemd.exec(5)).
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+#: Credential names anonsign reads, and the setting each one provides.
+SESSION_KEY_CREDENTIAL = "session.key"
+LOG_KEY_CREDENTIAL = "log.key"
+RATELIMIT_URI_CREDENTIAL = "ratelimit-storage-uri"
+CREDENTIALS = (SESSION_KEY_CREDENTIAL, LOG_KEY_CREDENTIAL, RATELIMIT_URI_CREDENTIAL)
+#: A URI read from a file is a line, not a document.
+MAX_URI_FILE_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,17 @@ class Settings:
     #: default (it must be on tmpfs).
     stats_directory: Path | None = None
 
+    #: The session key's file when not the instance folder's (a systemd credential).
+    session_key_path: Path | None = None
+    #: The log key's file when not the instance folder's (a systemd credential).
+    log_key_path: Path | None = None
+    #: How many hosts serve this instance from one PostgreSQL database: the connections
+    #: they may open together are checked against the server's max_connections.
+    host_count: int = 1
+    #: PostgreSQL connections each server process keeps (0: one per thread, plus one for
+    #: its publisher, so no thread ever waits for one; anonsign.storage.pool).
+    db_pool_size: int = 0
+
     @property
     def stats_dir(self) -> Path:
         """Where ``memory://`` stats live: by default beside the unlocked keys, on tmpfs.
@@ -145,11 +173,11 @@ class Settings:
 
     @property
     def session_key_file(self) -> Path:
-        return self.instance_path / "session.key"
+        return self.session_key_path or self.instance_path / "session.key"
 
     @property
     def log_key_file(self) -> Path:
-        return self.instance_path / "log.key"
+        return self.log_key_path or self.instance_path / "log.key"
 
     @property
     def pid_file(self) -> Path:
@@ -218,7 +246,53 @@ def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
-def _storage_uri(env: Mapping[str, str], name: str, default: str, *, may_be_off: bool) -> str:
+def credential(env: Mapping[str, str], name: str) -> Path | None:
+    """The file of systemd credential ``name``, if the unit was given one by that name."""
+    folder = (env.get(CREDENTIALS_ENV) or "").strip()
+    if not folder:
+        return None
+    path = Path(folder) / name
+    return path if path.is_file() else None
+
+
+def _credential_text(path: Path) -> str:
+    """A one-line secret (a URI) from a credential file, without its line end."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_URI_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the credential {path}: {exc.strerror}.") from None
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        text = ""
+    if not text or len(data) > MAX_URI_FILE_BYTES or "\n" in text:
+        raise ConfigError(
+            f"The credential {path} must hold one line of text (at most "
+            f"{MAX_URI_FILE_BYTES} bytes)."
+        )
+    return text
+
+
+def _storage_uri(
+    env: Mapping[str, str],
+    name: str,
+    default: str,
+    *,
+    may_be_off: bool,
+    credential_name: str | None = None,
+) -> str:
+    """A storage URI from ``ANONSIGN_<name>``, or from the systemd credential
+    ``credential_name`` (a Redis URI can carry a password)."""
+    from_credential = credential(env, credential_name) if credential_name else None
+    if from_credential is not None:
+        if (env.get(ENV_PREFIX + name) or "").strip():
+            # Two sources for one secret: which one the operator meant is a guess.
+            raise ConfigError(
+                f"{ENV_PREFIX}{name} is set and so is the credential {credential_name!r}: "
+                "give it in one place only."
+            )
+        env = {ENV_PREFIX + name: _credential_text(from_credential)}
     raw = (env.get(ENV_PREFIX + name) or "").strip()
     if not raw:
         return default
@@ -293,11 +367,19 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         ratelimit_circuit=_rate_limit(env, "RATELIMIT_CIRCUIT", DEFAULT_RATELIMIT_CIRCUIT),
         ratelimit_pages=_rate_limit(env, "RATELIMIT_PAGES", DEFAULT_RATELIMIT_PAGES),
         ratelimit_storage_uri=_storage_uri(
-            env, "RATELIMIT_STORAGE_URI", DEFAULT_RATELIMIT_STORAGE_URI, may_be_off=False
+            env,
+            "RATELIMIT_STORAGE_URI",
+            DEFAULT_RATELIMIT_STORAGE_URI,
+            may_be_off=False,
+            credential_name=RATELIMIT_URI_CREDENTIAL,
         ),
         stats_storage_uri=_storage_uri(
             env, "STATS_STORAGE_URI", DEFAULT_STATS_STORAGE_URI, may_be_off=True
         ),
         stats_directory=Path(stats_dir).expanduser() if stats_dir else None,
+        session_key_path=credential(env, SESSION_KEY_CREDENTIAL),
+        log_key_path=credential(env, LOG_KEY_CREDENTIAL),
+        host_count=_int(env, "HOST_COUNT", 1, 1),
+        db_pool_size=_int(env, "DB_POOL_SIZE", 0, 0),
     )
     return settings.with_overrides(**overrides) if overrides else settings

@@ -113,7 +113,7 @@ class Service:
                 "This instance's database is not encrypted yet; run `anonsign init` (with "
                 "the server stopped) to encrypt it."
             )
-        db = Database(settings.database_url, keys.store)
+        db = Database(settings.database_url, keys.store, settings.db_pool_size or None)
         if migrate:
             upgrade(db.engine)
         return cls(settings, db, keys, log_signer)

@@ -305,7 +305,7 @@ def test_gunicorn_conf_and_anonsign_serve_share_one_source(
     def capture(self: gunicorn_app.AnonsignServer) -> None:
         captured.update(self.options)
 
-    monkeypatch.setattr(gunicorn_app, "check_ready", lambda settings: None)
+    monkeypatch.setattr(gunicorn_app, "check_ready", lambda settings, workers=None: None)
     monkeypatch.setattr(gunicorn_app.AnonsignServer, "run", capture)
     from anonsign.cli.main import main
 
@@ -986,7 +986,8 @@ def test_the_guide_shows_the_key_path_the_unit_uses(service_unit: dict[str, list
 
 def test_nothing_in_deploy_hands_over_the_keys_as_a_credential() -> None:
     # A credential is a copy frozen when a unit starts: the close's new master key would
-    # never reach it. Only the PostgreSQL password, which does not change, is one.
+    # never reach it. Only what never changes is one: the PostgreSQL password, and the
+    # session and log keys (and Redis URI) that several hosts share.
     credentials = []
     for path in sorted(DEPLOY.iterdir()):
         if not path.is_file() or path.name == "README.md":
@@ -1002,6 +1003,13 @@ def test_nothing_in_deploy_hands_over_the_keys_as_a_credential() -> None:
             ]
     assert credentials == [
         ("anonsign-admin", "pgpass:/etc/anonsign/pgpass"),
+        ("anonsign-admin", '"$name:/etc/anonsign/credentials/$name"'),
+        ("anonsign-multihost.conf", "session.key:/etc/anonsign/credentials/session.key"),
+        ("anonsign-multihost.conf", "log.key:/etc/anonsign/credentials/log.key"),
+        (
+            "anonsign-multihost.conf",
+            "ratelimit-storage-uri:/etc/anonsign/credentials/ratelimit-storage-uri",
+        ),
         ("anonsign-postgresql.conf", "pgpass:/etc/anonsign/pgpass"),
     ]
 

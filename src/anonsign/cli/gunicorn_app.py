@@ -33,10 +33,11 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from anonsign.cli.isolated import run_isolated
-from anonsign.config import Settings
+from anonsign.config import Settings, load_settings
 from anonsign.errors import AnonsignError
 from anonsign.instance import uses_dev_master_key
 from anonsign.logs import PrivacyFilter, configure_logging
+from anonsign.storage.pool import ConnectionBudget, check_connection_budget, pool_size_for
 from anonsign.web.capacity import Capacity, SharedGate, use_shared_gate
 
 #: Argon2id dominates a signature; a request that takes longer than this is stuck.
@@ -63,6 +64,22 @@ class PrivateLogger(Logger):  # type: ignore[misc]
         """Never write an access line, whatever the configuration says."""
 
 
+def worker_threads(settings: Settings) -> int:
+    """Requests one worker serves at once: ANONSIGN_THREADS, else enough that the posts
+    waiting at the hashing gate never leave a worker without one to serve pages and shed
+    the rest at once (anonsign.web.capacity)."""
+    if settings.threads:
+        return settings.threads
+    capacity = Capacity.for_settings(settings)
+    return capacity.slots + capacity.queue + SPARE_THREADS
+
+
+def worker_settings(settings: Settings) -> Settings:
+    """The settings a worker serves with: its database pool sized to its threads."""
+    size = pool_size_for(worker_threads(settings), settings.db_pool_size)
+    return settings.with_overrides(db_pool_size=size)
+
+
 def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, Any]:
     """Every gunicorn setting anonsign relies on, by gunicorn's setting name."""
     capacity = Capacity.for_settings(settings)
@@ -75,7 +92,7 @@ def gunicorn_options(settings: Settings, bind: str, workers: int) -> dict[str, A
         "worker_class": "anonsign.cli.gunicorn_worker.BufferingThreadWorker",
         # Enough threads that the posts waiting at the hashing gate never leave a worker
         # without one to serve pages and shed the rest at once (anonsign.web.capacity).
-        "threads": settings.threads or capacity.slots + capacity.queue + SPARE_THREADS,
+        "threads": worker_threads(settings),
         # Connections each worker holds open, arriving or kept alive; the rest wait in
         # the listen queue. Bounded again by the descriptor limit (cli.gunicorn_worker).
         "worker_connections": WORKER_CONNECTIONS,
@@ -171,7 +188,7 @@ class WorkerSetup:
         timer.start()
 
 
-def _open_and_check(settings: Settings) -> None:
+def _open_and_check(settings: Settings, workers: int) -> None:
     from anonsign.service import Service
     from anonsign.storage.migrate import require_current
 
@@ -180,17 +197,23 @@ def _open_and_check(settings: Settings) -> None:
     service = Service.open(settings)  # InstanceLocked says how to unlock
     try:
         require_current(service.db.engine)
+        # Every host's workers at their busiest must fit PostgreSQL (storage.pool).
+        pool = worker_settings(settings).db_pool_size
+        budget = ConnectionBudget(settings.host_count, workers, pool)
+        check_connection_budget(service.db.engine, budget)
     finally:
         service.close_connections()
 
 
-def check_ready(settings: Settings) -> None:
-    """Fail early, with one line, unless the instance is initialized and its schema current.
+def check_ready(settings: Settings, workers: int | None = None) -> None:
+    """Fail early, with one line, unless the instance is initialized, its schema current,
+    and PostgreSQL can hold the connections of ``workers`` (default: the setting's) on
+    every host.
 
     The check opens the instance (its keys, its database) in a child process, so the
     process that goes on to serve never holds a secret.
     """
-    run_isolated(_open_and_check, settings)
+    run_isolated(_open_and_check, settings, workers or settings.workers)
     if uses_dev_master_key(settings):
         sys.stderr.write(
             "WARNING: this instance keeps a DEV-ONLY master key in clear on disk "
@@ -203,7 +226,7 @@ def load_app(settings: Settings | None = None) -> Flask:
     from anonsign.app import create_app
 
     configure_logging(logging.WARNING)
-    return create_app(settings)
+    return create_app(worker_settings(settings or load_settings()))
 
 
 class AnonsignServer(BaseApplication):  # type: ignore[misc]
@@ -237,7 +260,7 @@ def run_server(
             f"A server is already running for this instance (process {running.pid}); "
             "stop it first: one server serves one instance."
         )
-    check_ready(settings)
+    check_ready(settings, workers)
     if bind.startswith("unix:") is False and not bind.startswith(("127.", "localhost", "[::1]")):
         logging.getLogger("anonsign").warning(
             "listening on a non-loopback address: put the service behind Tor, not in the open"

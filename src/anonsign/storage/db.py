@@ -97,9 +97,20 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
-def create_db_engine(url: str, store_key: bytes | None) -> Engine:
+#: Seconds a PostgreSQL checkout may wait for a pooled connection: with a pool of one per
+#: thread it never waits; with a smaller one (ANONSIGN_DB_POOL_SIZE) a thread waits its
+#: turn, for at most about as long as a request may take (gunicorn_app's timeout).
+POOL_TIMEOUT_SECONDS = 30
+
+
+def create_db_engine(url: str, store_key: bytes | None, pool_size: int | None = None) -> Engine:
     """An engine for ``url``: a SQLite file (encrypted under ``store_key`` unless it is
-    None, which only conversion and benchmarks ask for) or PostgreSQL via psycopg 3."""
+    None, which only conversion and benchmarks ask for) or PostgreSQL via psycopg 3.
+
+    ``pool_size`` (PostgreSQL): exactly that many connections at most, no overflow, so a
+    server's total is known in advance (anonsign.storage.pool); None for commands, which
+    keep SQLAlchemy's default and use one or two.
+    """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
@@ -112,16 +123,27 @@ def create_db_engine(url: str, store_key: bytes | None) -> Engine:
         engine = create_engine(url, **options)
         _configure_sqlite(engine, store_key)
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    pool: dict[str, Any] = {}
+    if pool_size is not None:
+        pool = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_SECONDS}
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, **pool)
 
 
 class Database:
     """Sessions for reading and for writing over one engine."""
 
-    def __init__(self, url: str, store_key: bytes | None) -> None:
+    def __init__(self, url: str, store_key: bytes | None, pool_size: int | None = None) -> None:
         self.url = url
-        self.engine = create_db_engine(url, store_key)
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self.engine = create_db_engine(url, store_key, pool_size)
+        reader = self.engine
+        if self.engine.dialect.name == "postgresql":
+            # One snapshot per read: at PostgreSQL's default READ COMMITTED each statement
+            # sees the latest commits, so a count of the log's leaves and then of the
+            # pending signatures, with a batch published (by any host) between the two,
+            # missed that batch. A read-only REPEATABLE READ transaction never fails for
+            # serialization; SQLite's reads are snapshots already.
+            reader = self.engine.execution_options(isolation_level="REPEATABLE READ")
+        self._read = sessionmaker(reader, expire_on_commit=False)
         self._write = sessionmaker(
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
