@@ -56,18 +56,10 @@ def _service(instance: Path, *, create: bool = False):  # type: ignore[no-untype
 
 
 def _petition(service, slug: str) -> str:  # type: ignore[no-untyped-def]
-    from anonsign.crypto.keyfile import OrganizerSecretKey
-    from anonsign.domain.identifiers import IdentifierKind
-    from anonsign.domain.petitions import Recipient
+    """A petition to publish into, made as log_scale.py makes its own."""
+    from log_scale import _petition as make_petition  # bench/, beside this script
 
-    petition = service.create_petition(
-        slug=slug,
-        title="Benchmark",
-        text="Benchmark.",
-        identifier_kind=IdentifierKind.TEXT,
-        recipients=[Recipient("bench", OrganizerSecretKey.generate().public_key())],
-    )
-    return str(petition.id)
+    return str(make_petition(service, slug))
 
 
 def step_fill(instance: Path, count: int, slug: str) -> dict[str, float]:
