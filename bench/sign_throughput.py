@@ -9,6 +9,7 @@ machine.
 
     .venv/bin/python bench/sign_throughput.py [--seconds 20] [--workers 2] [--clients 4]
     .venv/bin/python bench/sign_throughput.py --baseline /path/to/older/checkout --rounds 3
+    .venv/bin/python bench/sign_throughput.py --scaling --rounds 3 --seconds 12
 
 Raw limit: ``--workers`` processes derive keys back to back for ``--seconds``.
 End to end: a real ``anonsign serve`` with ``--workers`` gunicorn workers on a fresh
@@ -67,7 +68,11 @@ def raw_argon2(seconds: float, workers: int, params: tuple[int, int, int]) -> fl
 
 
 def end_to_end(
-    seconds: float, workers: int, clients: int, anonsign: str | None = None
+    seconds: float,
+    workers: int,
+    clients: int,
+    anonsign: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[float, int]:
     """Signatures per second through a real server run by the ``anonsign`` command given."""
     import subprocess
@@ -95,6 +100,7 @@ def end_to_end(
             },
             # The operator stats count as in production, on tmpfs, removed afterwards.
             "ANONSIGN_STATS_DIR": str(stats_dir),
+            **(extra_env or {}),
         }
         subprocess.run(  # noqa: S603 - our own command, from this checkout or the baseline
             [command, "demo", "--no-serve"],
@@ -159,19 +165,54 @@ def compare(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
               f"(rounds: {', '.join(f'{v:.1%}' for v in values)})")  # fmt: skip
 
 
+def scaling(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
+    """Interleaved rounds: raw and the server on 1 process, then on 2; scaling per round.
+
+    The server's hashing slots are the host's (web.capacity), so one worker would hash on
+    both cores with its threads; its memory budget is set to one or two hashes so that
+    the server, like the raw slice, uses one core or two.
+    """
+    import statistics
+
+    per_hash_mib = -(-params[1] // 1024)
+    results: dict[int, dict[str, list[float]]] = {n: {"raw": [], "http": []} for n in (1, 2)}
+    for round_number in range(1, args.rounds + 1):
+        for n in (1, 2):
+            raw = raw_argon2(args.seconds, n, params)
+            budget = {"ANONSIGN_MEMORY_BUDGET_MIB": str(n * per_hash_mib)}
+            http, errors = end_to_end(args.seconds, n, 2 * n, None, budget)
+            results[n]["raw"].append(raw)
+            results[n]["http"].append(http)
+            print(f"round {round_number}, {n} process(es): raw {raw:.2f}/s, over HTTP "
+                  f"{http:.2f}/s ({errors} non-200), ratio {http / raw:.1%}",
+                  flush=True)  # fmt: skip
+    for kind in ("raw", "http"):
+        ratios = [two / one for one, two in zip(results[1][kind], results[2][kind], strict=True)]
+        print(f"{kind}: 2 processes / 1 process, median {statistics.median(ratios):.2f} "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--baseline", help="another anonsign checkout (with .venv) to compare")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (--baseline)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds (--baseline, --scaling)"
+    )
+    parser.add_argument(
+        "--scaling", action="store_true", help="one process against two, interleaved rounds"
+    )
     args = parser.parse_args()
     from anonsign.config import DEFAULT_ARGON2
 
     params = (DEFAULT_ARGON2.time_cost, DEFAULT_ARGON2.memory_kib, DEFAULT_ARGON2.parallelism)
     if args.baseline:
         compare(args, params)
+        return
+    if args.scaling:
+        scaling(args, params)
         return
     raw = raw_argon2(args.seconds, args.workers, params)
     print(f"raw Argon2id ({DEFAULT_ARGON2.describe()}), {args.workers} processes: {raw:.2f}/s")
