@@ -10,6 +10,7 @@ machine.
     .venv/bin/python bench/sign_throughput.py [--seconds 20] [--workers 2] [--clients 4]
     .venv/bin/python bench/sign_throughput.py --baseline /path/to/older/checkout --rounds 3
     .venv/bin/python bench/sign_throughput.py --scaling --rounds 3 --seconds 12
+    .venv/bin/python bench/sign_throughput.py --postgres postgresql://postgres@127.0.0.1/postgres
 
 Raw limit: ``--workers`` processes derive keys back to back for ``--seconds``.
 End to end: a real ``anonsign serve`` with ``--workers`` gunicorn workers on a fresh
@@ -192,6 +193,42 @@ def scaling(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
               f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
 
 
+def databases(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
+    """Interleaved rounds: raw, the server on SQLite, raw, the server on PostgreSQL.
+
+    PostgreSQL is the server at ``--postgres`` (an admin URL); each slice gets a fresh
+    database, dropped afterwards.
+    """
+    import secrets
+    import statistics
+
+    import psycopg
+
+    ratios: dict[str, list[float]] = {"SQLite": [], "PostgreSQL": []}
+    for round_number in range(1, args.rounds + 1):
+        for name in ratios:
+            extra: dict[str, str] = {}
+            database = f"anonsign_bench_{secrets.token_hex(4)}"
+            if name == "PostgreSQL":
+                with psycopg.connect(args.postgres, autocommit=True) as admin:
+                    admin.execute(f'CREATE DATABASE "{database}"')
+                base = args.postgres.rsplit("/", 1)[0]
+                extra["ANONSIGN_DATABASE_URL"] = f"{base}/{database}"
+            try:
+                raw = raw_argon2(args.seconds, args.workers, params)
+                http, errors = end_to_end(args.seconds, args.workers, args.clients, None, extra)
+            finally:
+                if name == "PostgreSQL":
+                    with psycopg.connect(args.postgres, autocommit=True) as admin:
+                        admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+            ratios[name].append(http / raw)
+            print(f"round {round_number}, {name}: raw {raw:.2f}/s, over HTTP {http:.2f}/s "
+                  f"({errors} non-200), ratio {http / raw:.1%}", flush=True)  # fmt: skip
+    for name, values in ratios.items():
+        print(f"{name}: median ratio {statistics.median(values):.1%} "
+              f"(rounds: {', '.join(f'{v:.1%}' for v in values)})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -204,6 +241,12 @@ def main() -> None:
     parser.add_argument(
         "--scaling", action="store_true", help="one process against two, interleaved rounds"
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        help="SQLite against PostgreSQL (a server URL such as "
+        "postgresql://postgres@127.0.0.1:5432/postgres), interleaved rounds",
+    )
     args = parser.parse_args()
     from anonsign.config import DEFAULT_ARGON2
 
@@ -213,6 +256,9 @@ def main() -> None:
         return
     if args.scaling:
         scaling(args, params)
+        return
+    if args.postgres:
+        databases(args, params)
         return
     raw = raw_argon2(args.seconds, args.workers, params)
     print(f"raw Argon2id ({DEFAULT_ARGON2.describe()}), {args.workers} processes: {raw:.2f}/s")
