@@ -146,10 +146,21 @@ def end_to_end(
         return sum(counts) / elapsed, sum(errors)
 
 
-def compare(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
-    """Interleaved rounds: raw, baseline, raw, this checkout; ratios per round."""
+def _print_round(round_number: int, name: str, raw: float, http: float, errors: int) -> None:
+    print(f"round {round_number}, {name}: raw {raw:.2f}/s, over HTTP {http:.2f}/s "
+          f"({errors} non-200), ratio {http / raw:.1%}", flush=True)  # fmt: skip
+
+
+def _print_medians(ratios: dict[str, list[float]]) -> None:
     import statistics
 
+    for name, values in ratios.items():
+        print(f"{name}: median ratio {statistics.median(values):.1%} "
+              f"(rounds: {', '.join(f'{v:.1%}' for v in values)})")  # fmt: skip
+
+
+def compare(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
+    """Interleaved rounds: raw, baseline, raw, this checkout; ratios per round."""
     baseline = str(Path(args.baseline).resolve() / ".venv" / "bin" / "anonsign")
     if not Path(baseline).exists():
         raise SystemExit(f"no {baseline}: run `make install` in the baseline checkout first")
@@ -159,11 +170,8 @@ def compare(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
             raw = raw_argon2(args.seconds, args.workers, params)
             http, errors = end_to_end(args.seconds, args.workers, args.clients, command)
             ratios[name].append(http / raw)
-            print(f"round {round_number}, {name}: raw {raw:.2f}/s, over HTTP {http:.2f}/s "
-                  f"({errors} non-200), ratio {http / raw:.1%}", flush=True)  # fmt: skip
-    for name, values in ratios.items():
-        print(f"{name}: median ratio {statistics.median(values):.1%} "
-              f"(rounds: {', '.join(f'{v:.1%}' for v in values)})")  # fmt: skip
+            _print_round(round_number, name, raw, http, errors)
+    _print_medians(ratios)
 
 
 def scaling(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
@@ -200,7 +208,6 @@ def databases(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
     database, dropped afterwards.
     """
     import secrets
-    import statistics
 
     import psycopg
 
@@ -222,11 +229,8 @@ def databases(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
                     with psycopg.connect(args.postgres, autocommit=True) as admin:
                         admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
             ratios[name].append(http / raw)
-            print(f"round {round_number}, {name}: raw {raw:.2f}/s, over HTTP {http:.2f}/s "
-                  f"({errors} non-200), ratio {http / raw:.1%}", flush=True)  # fmt: skip
-    for name, values in ratios.items():
-        print(f"{name}: median ratio {statistics.median(values):.1%} "
-              f"(rounds: {', '.join(f'{v:.1%}' for v in values)})")  # fmt: skip
+            _print_round(round_number, name, raw, http, errors)
+    _print_medians(ratios)
 
 
 def main() -> None:

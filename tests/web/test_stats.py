@@ -45,6 +45,7 @@ from tests.conftest import (
     sign,
 )
 from tests.web.test_limits import client_from, limited_app
+from tests.web.test_overload_live import counted
 
 #: Noon on a day, well inside a step: a count at NOW lands in bucket_of(NOW).
 NOW = 1_700_000_400.0
@@ -53,12 +54,6 @@ NOW = 1_700_000_400.0
 def counting_app(settings: Settings, service: Service, stats_dir: Path, **limits: str) -> Flask:
     counted = settings.with_overrides(stats_storage_uri="memory://", stats_directory=stats_dir)
     return limited_app(counted, service, **limits)
-
-
-def kept(stats_dir: Path, slug: str) -> Counts:
-    """Everything counted for ``slug`` in the last day."""
-    store = FileStats.in_directory(stats_dir)
-    return store.read([slug], time.time())[slug].window(86400, time.time())
 
 
 def test_accepted_limited_and_shed_are_counted_and_refused_forms_are_not(
@@ -74,16 +69,16 @@ def test_accepted_limited_and_shed_are_counted_and_refused_forms_are_not(
     assert client.post(f"/p/{petition.slug}/sign", data=fields).status_code == 200
     replayed = client.post(f"/p/{petition.slug}/sign", data=fields)
     assert replayed.status_code == 400
-    assert kept(stats_dir, petition.slug) == Counts(accepted=3)
+    assert counted(stats_dir, petition.slug) == Counts(accepted=3)
     # The quota (4 posts, the refused one too) is spent: 429, counted as limited.
     assert sign(client, petition.slug, "three@example.org").status_code == 429
-    assert kept(stats_dir, petition.slug) == Counts(accepted=3, limited=1)
+    assert counted(stats_dir, petition.slug) == Counts(accepted=3, limited=1)
     # Every hashing slot taken: shed with 503 at once, counted as shed.
     app.extensions[capacity.EXTENSION] = busy = HashingGate(Capacity(slots=1, queue=0))
     with busy.turn():
         shed = sign(client_from(app, "198.51.100.5"), petition.slug, "four@example.org")
     assert shed.status_code == 503
-    assert kept(stats_dir, petition.slug) == Counts(accepted=3, limited=1, shed=1)
+    assert counted(stats_dir, petition.slug) == Counts(accepted=3, limited=1, shed=1)
 
 
 def test_the_stats_file_holds_counts_only(
