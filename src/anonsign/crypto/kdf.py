@@ -5,16 +5,37 @@ This module owns every call into argon2-cffi: nothing else in anonsign imports
 live in one place. It computes raw Argon2id output only; it must not know what the
 output is for (dedup keys, key-file encryption keys), choose parameters for a caller,
 or produce or check PHC ``$argon2id$...`` password-hash strings.
+
+**Working memory.** argon2-cffi's ``hash_secret_raw`` lets libargon2 ``malloc`` its
+memory afresh for every hash: 64 MiB by default, which glibc always maps anew, so the
+kernel takes a page fault and zeroes a page 16,384 times per hash, a quarter of the
+hash's CPU time on the machines this was measured on (bench/README.md,
+"Argon2id's working memory"). :class:`_WorkingMemory` lends libargon2 memory of its own
+through argon2-cffi's low-level ``core`` (the ``argon2_ctx`` binding, with the
+context's allocation callbacks): mapped once, in transparent huge pages where the kernel
+offers them (``MADV_HUGEPAGE``), and kept for the next hash. libargon2 wipes its memory
+before it hands it back (``clear_internal_memory``, on by default), so what is kept
+holds zeros, never a block derived from a secret (tests/unit/crypto/test_crypto_kdf.py
+reads it). Where the callbacks cannot be made (a platform that forbids cffi's
+trampolines), ``hash_secret_raw`` is used as before: the same output, only slower.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
+import threading
 from dataclasses import dataclass
+from typing import Any
 
+import argon2.low_level
 from argon2.exceptions import HashingError
-from argon2.low_level import Type, hash_secret_raw
+from argon2.low_level import Type, core, error_to_str, ffi, hash_secret_raw
 
 from anonsign import errors
+
+# The bindings' constants (ARGON2_OK, the flags), as argon2.low_level itself uses them.
+lib: Any = getattr(argon2.low_level, "lib")  # noqa: B009 - not in the module's __all__
 
 #: Argon2 version 0x13 (19), the version RFC 9106 specifies.
 ARGON2_VERSION = 19
@@ -74,6 +95,146 @@ class Argon2Params:
         return f"t={self.time_cost} m={self.memory_kib} p={self.parallelism}"
 
 
+class _WorkingMemory:
+    """Memory lent to libargon2, mapped once and kept for the next hash (module docstring).
+
+    At most :data:`KEEP` idle buffers stay mapped per process (the most recently
+    returned); hashes that run at once each get a buffer (a new one when none of their
+    size is idle), and what is not kept is unmapped when it comes back. The callbacks
+    run in libargon2's call, with the GIL taken back by cffi; a lock keeps the threads
+    of a threaded worker apart.
+    """
+
+    #: Idle buffers kept per process: one is enough for a worker that hashes one at a
+    #: time, and bounds what an idle process holds to one hash's memory.
+    KEEP = 1
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[mmap.mmap] = []
+        # address -> (buffer, its cdata view): lent to a hash running now.
+        self._lent: dict[int, tuple[mmap.mmap, Any]] = {}
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # A thread of the parent may have held the lock at the fork; the child's threads
+        # start afresh, and the parent's lent buffers are not the child's to return.
+        self._lock = threading.Lock()
+        self._lent = {}
+
+    @property
+    def idle(self) -> list[mmap.mmap]:
+        """The buffers kept for the next hash (read by the tests: they hold zeros)."""
+        with self._lock:
+            return list(self._idle)
+
+    def allocate(self, memory: Any, size: int) -> int:
+        memory[0] = ffi.NULL
+        with self._lock:
+            buffer = next((b for b in self._idle if len(b) == size), None)
+            if buffer is not None:
+                self._idle.remove(buffer)
+        if buffer is None:
+            buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            if hasattr(mmap, "MADV_HUGEPAGE"):
+                buffer.madvise(mmap.MADV_HUGEPAGE)
+        view = ffi.from_buffer(buffer)
+        address = int(ffi.cast("uintptr_t", view))
+        with self._lock:
+            self._lent[address] = (buffer, view)
+        memory[0] = ffi.cast("uint8_t *", view)
+        return int(lib.ARGON2_OK)
+
+    def release(self, memory: Any, size: int) -> None:
+        with self._lock:
+            lent = self._lent.pop(int(ffi.cast("uintptr_t", memory)), None)
+            if lent is None:
+                return
+            # Kept, in place of the oldest idle one: the size last used is the likeliest next.
+            self._idle.append(lent[0])
+            dropped = self._idle[: -self.KEEP]
+            del self._idle[: -self.KEEP]
+        for buffer in dropped:
+            buffer.close()
+
+
+def _callbacks(memory: _WorkingMemory) -> tuple[Any, Any] | None:
+    """cffi trampolines for libargon2's allocation callbacks, or None where refused."""
+
+    def refused(*_: object) -> None:
+        # An exception in the allocator leaves the memory pointer NULL, which libargon2
+        # answers with ARGON2_MEMORY_ALLOCATION_ERROR: a KeyDerivationFailed, not a crash.
+        return None
+
+    try:
+        allocate = ffi.callback(
+            "int(uint8_t **, size_t)",
+            memory.allocate,
+            error=int(lib.ARGON2_MEMORY_ALLOCATION_ERROR),
+            onerror=refused,
+        )
+        release = ffi.callback("void(uint8_t *, size_t)", memory.release, onerror=refused)
+    except (MemoryError, OSError, RuntimeError):  # pragma: no cover - hardened platforms
+        return None
+    return allocate, release
+
+
+working_memory = _WorkingMemory()
+_CALLBACKS = _callbacks(working_memory)
+
+
+def _argon2id_core(
+    secret: bytes, salt: bytes, params: Argon2Params, length: int, callbacks: tuple[Any, Any]
+) -> bytes:
+    """Raw Argon2id through ``argon2_ctx``, in :data:`working_memory`."""
+    out = ffi.new("uint8_t[]", length)
+    pwd = ffi.new("uint8_t[]", secret)
+    salt_buffer = ffi.new("uint8_t[]", salt)
+    context = ffi.new(
+        "argon2_context *",
+        {
+            "out": out,
+            "outlen": length,
+            "pwd": pwd,
+            "pwdlen": len(secret),
+            "salt": salt_buffer,
+            "saltlen": len(salt),
+            "secret": ffi.NULL,
+            "secretlen": 0,
+            "ad": ffi.NULL,
+            "adlen": 0,
+            "t_cost": params.time_cost,
+            "m_cost": params.memory_kib,
+            "lanes": params.parallelism,
+            "threads": params.parallelism,
+            "version": ARGON2_VERSION,
+            "allocate_cbk": callbacks[0],
+            "free_cbk": callbacks[1],
+            # libargon2 wipes its copy of the secret once it has been read.
+            "flags": lib.ARGON2_FLAG_CLEAR_PASSWORD,
+        },
+    )
+    result = core(context, Type.ID.value)
+    if result != lib.ARGON2_OK:
+        raise HashingError(error_to_str(result))
+    return bytes(ffi.buffer(out, length))
+
+
+def _hash_raw(secret: bytes, salt: bytes, params: Argon2Params, length: int) -> bytes:
+    if _CALLBACKS is None:  # pragma: no cover - hardened platforms
+        return hash_secret_raw(
+            secret=secret,
+            salt=salt,
+            time_cost=params.time_cost,
+            memory_cost=params.memory_kib,
+            parallelism=params.parallelism,
+            hash_len=length,
+            type=Type.ID,
+            version=ARGON2_VERSION,
+        )
+    return _argon2id_core(secret, salt, params, length, _CALLBACKS)
+
+
 def argon2id(secret: bytes, salt: bytes, params: Argon2Params, length: int = 32) -> bytes:
     """Return ``length`` bytes of raw Argon2id (version 0x13) output.
 
@@ -88,16 +249,7 @@ def argon2id(secret: bytes, salt: bytes, params: Argon2Params, length: int = 32)
             f"Argon2 output length must be {MIN_OUTPUT_SIZE}..{MAX_OUTPUT_SIZE}, got {length}"
         )
     try:
-        return hash_secret_raw(
-            secret=secret,
-            salt=salt,
-            time_cost=params.time_cost,
-            memory_cost=params.memory_kib,
-            parallelism=params.parallelism,
-            hash_len=length,
-            type=Type.ID,
-            version=ARGON2_VERSION,
-        )
+        return _hash_raw(secret, salt, params, length)
     except HashingError as exc:
         # Inputs and parameters are validated above, so what is left is this machine
         # failing to allocate memory_kib (or the lanes' threads).

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import mmap
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
-from argon2.exceptions import HashingError
+from argon2.low_level import Type, hash_secret_raw
 
 from anonsign import errors
 from anonsign.crypto import kdf
@@ -49,12 +53,60 @@ def test_argon2id_refuses_short_salt_and_bad_lengths() -> None:
 
 
 def test_argon2id_memory_failure_is_a_person_facing_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(**_: object) -> bytes:
-        raise HashingError("Memory allocation error")
+    # The kernel refusing the working memory, inside libargon2's allocation callback.
+    def refuse(*_: object, **__: object) -> mmap.mmap:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
 
-    monkeypatch.setattr(kdf, "hash_secret_raw", fail)
+    monkeypatch.setattr(kdf.mmap, "mmap", refuse)
     with pytest.raises(errors.KeyDerivationFailed, match="not enough free memory"):
-        argon2id(b"secret", b"saltsalt", Argon2Params(1, 64, 1))
+        argon2id(b"secret", b"saltsalt", Argon2Params(1, 72, 1))
+
+
+def test_argon2id_matches_argon2_cffi_s_own_hash() -> None:
+    # The working-memory path (argon2_ctx with callbacks) against the library's own call.
+    for params in (Argon2Params(3, 4096, 1), Argon2Params(1, 1024, 4), Argon2Params(2, 8, 1)):
+        for secret in (b"", b"x", bytes(range(32)) * 4):
+            expected = hash_secret_raw(
+                secret=secret,
+                salt=b"somesalt",
+                time_cost=params.time_cost,
+                memory_cost=params.memory_kib,
+                parallelism=params.parallelism,
+                hash_len=32,
+                type=Type.ID,
+                version=19,
+            )
+            assert argon2id(secret, b"somesalt", params) == expected
+
+
+def test_the_kept_working_memory_holds_zeros_not_the_hash_s_blocks() -> None:
+    # What a memory dump of a worker between two signatures finds in the buffer kept for
+    # the next hash: libargon2 wipes it before handing it back.
+    params = Argon2Params(2, 2048, 1)
+    argon2id(b"an identifier's HMAC", b"saltsalt", params)
+    kept = [buffer for buffer in kdf.working_memory.idle if len(buffer) == 2048 * 1024]
+    assert kept, "the working memory was not kept"
+    assert kept[0][:] == bytes(2048 * 1024)
+
+
+def test_the_working_memory_is_reused_and_bounded() -> None:
+    params = Argon2Params(1, 1536, 1)
+    argon2id(b"one", b"saltsalt", params)
+    first = kdf.working_memory.idle
+    argon2id(b"two", b"saltsalt", params)
+    assert kdf.working_memory.idle == first  # the same mapping, not a new one
+    argon2id(b"three", b"saltsalt", Argon2Params(1, 1600, 1))
+    assert len(kdf.working_memory.idle) <= kdf.working_memory.KEEP
+
+
+def test_hashes_at_once_in_threads_each_get_their_own_memory() -> None:
+    params = Argon2Params(1, 4096, 1)
+    secrets = [bytes([n]) * 16 for n in range(8)]
+    expected = [argon2id(secret, b"saltsalt", params) for secret in secrets]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda secret: argon2id(secret, b"saltsalt", params), secrets))
+    assert got == expected
+    assert len(kdf.working_memory.idle) <= kdf.working_memory.KEEP
 
 
 @pytest.mark.parametrize(
