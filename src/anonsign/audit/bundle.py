@@ -40,6 +40,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -90,6 +91,7 @@ _LINE_CHARS = 44  # base64 of 32 bytes: 43 characters and one "="
 # The 43rd character carries the last 4 bits of the entry and 2 unused bits, which must be
 # zero: only these characters have them so, and any other spells the same bytes twice.
 _CANONICAL_LAST = frozenset(b"AEIMQUYcgkosw048")
+_WRITE_LINES = 65_536  # entries encoded and written at a time
 _SLUG = r"[A-Za-z0-9._~-]+"
 _PETITION_PATH = re.compile(rf"(?P<prefix>(?:/[^/]+)*?)/p/(?P<slug>{_SLUG})/?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -203,9 +205,11 @@ class _BundleWriter:
         (self.tmp / name).write_text(text, encoding="utf-8", newline="")
 
     def add(self, entries: Iterable[bytes]) -> None:
-        lines = [encode_entry(entry) + "\n" for entry in entries]
-        self._leaves.write("".join(lines).encode("ascii"))
-        self.count += len(lines)
+        # In slices, so that a long iterable (write_bundle's) is never held whole.
+        source = iter(entries)
+        while lines := [encode_entry(entry) + "\n" for entry in islice(source, _WRITE_LINES)]:
+            self._leaves.write("".join(lines).encode("ascii"))
+            self.count += len(lines)
 
     def commit(self, origin: str, source: str | None) -> Path:
         meta = {"format": BUNDLE_FORMAT, "origin": origin, "source": source}

@@ -18,8 +18,8 @@ Each failed check is a :class:`Finding` of one of these kinds: ``wrong-key``,
 ``bad-signature``, ``malformed``, ``origin-mismatch``, ``duplicate-entry``,
 ``missing-entries``, ``extra-entries``, ``root-mismatch``, ``shrink``, ``fork``,
 ``not-extension``, ``bad-proof``. The entries stream past once (a set of them for
-uniqueness, a compact range for the roots), so a million entries take seconds and about
-a hundred megabytes.
+uniqueness found by sorting runs of them, a compact range for the roots), so memory
+stays bounded whatever the log's size (bench/README.md, "audit_verify.py").
 
 This module judges; it must not fetch anything itself (a caller passes the consistency
 proof source), print anything, or import a web framework or a database layer. A text
@@ -37,6 +37,7 @@ from itertools import islice
 from anonsign.audit.bundle import Bundle, BundleError, FetchError, parse_petition_url
 from anonsign.audit.checkpoint import Checkpoint, CheckpointError, petition_of
 from anonsign.audit.merkle import CompactRange, empty_root, leaf_hash, verify_consistency
+from anonsign.audit.repeats import RepeatFinder
 from anonsign.crypto.notes import MalformedNote, NoteError, NoteVerifier
 from anonsign.errors import MerkleError
 
@@ -134,48 +135,43 @@ class _Scan:
     count: int = 0
     distinct: int = 0
     duplicates: int = 0
-    #: Index and value of the first entry already seen before it.
-    first_duplicate: tuple[int, bytes] | None = None
+    #: (earlier index, later index, value) of the lowest-placed entry seen before it.
+    first_duplicate: tuple[int, int, bytes] | None = None
     #: Root of the first n entries, for each n asked for that the log reaches.
     roots: dict[int, bytes] = field(default_factory=dict)
 
 
 def _scan(entries: Iterable[bytes], sizes: Iterable[int]) -> _Scan:
-    """Count, find repeats and compute prefix roots in one streaming pass."""
+    """Count, find repeats and compute prefix roots in one streaming pass.
+
+    Repeats are found by sorting (anonsign.audit.repeats), not with a set of every entry,
+    so memory stays bounded whatever the log's size.
+    """
     scan = _Scan()
-    seen: set[bytes] = set()
+    with RepeatFinder() as repeats:
 
-    def leaf_hashes() -> Iterator[bytes]:
-        add = seen.add
-        hash_leaf = leaf_hash
-        for index, entry in enumerate(entries):
-            if entry in seen:
-                scan.duplicates += 1
-                if scan.first_duplicate is None:
-                    scan.first_duplicate = (index, entry)
-            else:
+        def leaf_hashes() -> Iterator[bytes]:
+            add = repeats.add
+            hash_leaf = leaf_hash
+            for entry in entries:
                 add(entry)
-            yield hash_leaf(entry)
+                yield hash_leaf(entry)
 
-    hashes = leaf_hashes()
-    tree = CompactRange()
-    for n in sorted(set(sizes)):
-        tree.extend(islice(hashes, n - tree.size))
-        if tree.size < n:
-            break
-        scan.roots[n] = tree.root()
-    tree.extend(hashes)
+        hashes = leaf_hashes()
+        tree = CompactRange()
+        for n in sorted(set(sizes)):
+            tree.extend(islice(hashes, n - tree.size))
+            if tree.size < n:
+                break
+            scan.roots[n] = tree.root()
+        tree.extend(hashes)
+        found = repeats.result()
     scan.count = tree.size
     scan.roots[tree.size] = tree.root()
-    scan.distinct = len(seen)
+    scan.distinct = found.distinct
+    scan.duplicates = found.repeated
+    scan.first_duplicate = found.first
     return scan
-
-
-def _first_index(entries: Iterable[bytes], value: bytes) -> int | None:
-    for index, entry in enumerate(entries):
-        if entry == value:
-            return index
-    return None  # only if the file changed between the two readings
 
 
 # --- messages -----------------------------------------------------------------------------
@@ -373,9 +369,8 @@ def _check_entries(
 ) -> bool:
     """Uniqueness, count and root; return whether the first ``size`` entries are the signed log."""
     if scan.first_duplicate is not None:
-        later, value = scan.first_duplicate
-        earlier = _first_index(bundle.entries(), value)
-        first = "an earlier entry" if earlier is None else f"{earlier:,}"
+        earlier, later, value = scan.first_duplicate
+        first = f"{earlier:,}"
         more = scan.duplicates - 1
         follow = "entry follows" if more == 1 else "entries follow"
         also = f" ({more:,} more repeated {follow})" if more else ""
