@@ -227,3 +227,28 @@ def test_contacts_round_trip_and_clean_failures(
 def test_commands_before_init_say_how_to_fix(runner: CliRunner) -> None:
     result = run(runner, "petition", "list", ok=False)
     assert "anonsign init" in error_line(result)
+
+
+def test_a_database_that_cannot_be_reached_is_one_line(runner: CliRunner, service: Service) -> None:
+    # Port 1: nothing listens there, so the driver's own refusal reaches the organizer.
+    down = "postgresql://postgres:secret-password@127.0.0.1:1/postgres"
+    result = run(runner, "petition", "list", ok=False, env={"ANONSIGN_DATABASE_URL": down})
+    line = error_line(result)
+    assert line.startswith("ERROR: Cannot use the database (ANONSIGN_DATABASE_URL): ")
+    assert "port 1" in line
+    assert "secret-password" not in result.output
+
+
+def test_a_lost_race_in_the_database_is_one_line_and_other_errors_stay_whole() -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from anonsign.cli.main import database_error_line
+
+    orig = Exception('duplicate key value violates unique constraint "checkpoints_pkey"\nDETAIL: x')
+    line = database_error_line(IntegrityError("INSERT INTO checkpoints", {}, orig))
+    assert line is not None
+    assert "\n" not in line
+    assert line.startswith("ERROR: Another process changed the same rows")
+    assert "checkpoints_pkey" in line
+    assert "Run it again." in line
+    assert database_error_line(ValueError("a bug")) is None

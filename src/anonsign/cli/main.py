@@ -43,6 +43,30 @@ def usage_error_line(exc: click.UsageError) -> str:
     return f"ERROR: {message} See `{_command_path(exc.ctx)} --help`."
 
 
+def database_error_line(exc: BaseException) -> str | None:
+    """One line for a failure of the database itself (down, unknown, a lost race).
+
+    None for anything else, which stays a traceback: a bug should be seen whole. The
+    driver's first line names the server and the reason, never the URL's password.
+    """
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.DBAPIError):
+        return None  # SQLAlchemy not loaded: the exception cannot be one of its
+    reason = _one_line(str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__)
+    if isinstance(exc, errors.IntegrityError):
+        return (
+            "ERROR: Another process changed the same rows at the same moment, and the "
+            f"database kept its change ({reason}); nothing of this command was kept. "
+            "Run it again."
+        )
+    if isinstance(exc, errors.OperationalError):
+        return (
+            f"ERROR: Cannot use the database (ANONSIGN_DATABASE_URL): {reason}. "
+            "Nothing was changed."
+        )
+    return f"ERROR: The database refused the command: {reason}. Nothing was changed."
+
+
 class AnonsignGroup(click.Group):
     """A group that turns every error a person can cause into one line and an exit status."""
 
@@ -51,6 +75,12 @@ class AnonsignGroup(click.Group):
             return super().invoke(ctx)
         except AnonsignError as exc:
             click.echo(f"ERROR: {exc.message}", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            line = database_error_line(exc)
+            if line is None:
+                raise
+            click.echo(line, err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("\nInterrupted; nothing more was done.", err=True)
