@@ -76,7 +76,13 @@ CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 SESSION_KEY_CREDENTIAL = "session.key"
 LOG_KEY_CREDENTIAL = "log.key"
 RATELIMIT_URI_CREDENTIAL = "ratelimit-storage-uri"
-CREDENTIALS = (SESSION_KEY_CREDENTIAL, LOG_KEY_CREDENTIAL, RATELIMIT_URI_CREDENTIAL)
+STATS_URI_CREDENTIAL = "stats-storage-uri"
+CREDENTIALS = (
+    SESSION_KEY_CREDENTIAL,
+    LOG_KEY_CREDENTIAL,
+    RATELIMIT_URI_CREDENTIAL,
+    STATS_URI_CREDENTIAL,
+)
 #: A URI read from a file is a line, not a document.
 MAX_URI_FILE_BYTES = 4096
 
@@ -374,7 +380,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
             credential_name=RATELIMIT_URI_CREDENTIAL,
         ),
         stats_storage_uri=_storage_uri(
-            env, "STATS_STORAGE_URI", DEFAULT_STATS_STORAGE_URI, may_be_off=True
+            env,
+            "STATS_STORAGE_URI",
+            DEFAULT_STATS_STORAGE_URI,
+            may_be_off=True,
+            credential_name=STATS_URI_CREDENTIAL,
         ),
         stats_directory=Path(stats_dir).expanduser() if stats_dir else None,
         session_key_path=credential(env, SESSION_KEY_CREDENTIAL),

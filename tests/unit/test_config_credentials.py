@@ -90,6 +90,19 @@ def test_the_rate_limiters_uri_can_be_a_credential(tmp_path: Path, creds: Path) 
     assert settings.ratelimit_storage_uri == "redis://:s3cret@10.0.0.5:6379/0"
 
 
+def test_the_stats_uri_can_be_a_credential_and_anonsign_stats_reads_it(
+    tmp_path: Path, creds: Path
+) -> None:
+    # `anonsign stats` loads the same settings as the server, so on a host whose unit
+    # hands the URI over as a credential the command reads the same Redis.
+    (creds / "stats-storage-uri").write_text("redis://:s3cret@10.0.0.5:6379/1\n")
+    settings = load_settings(env_for(tmp_path, creds))
+    assert settings.stats_storage_uri == "redis://:s3cret@10.0.0.5:6379/1"
+    assert settings.ratelimit_storage_uri == "memory://"
+    (creds / "stats-storage-uri").write_text("off\n")
+    assert load_settings(env_for(tmp_path, creds)).stats_storage_uri == "off"
+
+
 def test_the_uri_in_two_places_is_refused(tmp_path: Path, creds: Path) -> None:
     (creds / "ratelimit-storage-uri").write_text("redis://10.0.0.5:6379/0\n")
     env = env_for(tmp_path, creds, ANONSIGN_RATELIMIT_STORAGE_URI="redis://10.0.0.6:6379/0")
