@@ -148,3 +148,26 @@ def test_unknown_petition_is_a_404(client: FlaskClient, petition: Petition) -> N
     )
     assert answer.status_code == 404
     assert "no petition" in answer.get_data(as_text=True).lower()
+
+
+def test_a_petition_rewrapped_by_another_host_answers_503_not_500(
+    client: FlaskClient, service: Service, petition: Petition, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What another host's `petition close` does to this host's database: every open
+    # pepper rewrapped under a master key this host does not hold yet.
+    from anonsign.crypto.master import ServerKeys, unwrap_pepper, wrap_pepper
+    from anonsign.storage.repository import Repository
+
+    other_host = ServerKeys.generate().master
+    with service.db.writing() as session:
+        Repository(session).rewrap_peppers(
+            lambda pid, wrapped: wrap_pepper(
+                other_host, pid, unwrap_pepper(service._keys.master, pid, wrapped)
+            )
+        )
+    answer = sign(client, petition.slug, "alice@example.org")
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "60"
+    assert "Nothing was signed" in answer.get_data(as_text=True)
+    assert "copy its new sealed master key here" in caplog.text
+    assert count(service, petition) == 0

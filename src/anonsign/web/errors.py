@@ -20,13 +20,13 @@ written into the page.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request, url_for
+from flask import Flask, Response, current_app, render_template, request, url_for
 from flask.globals import request_ctx
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from anonsign.errors import PetitionClosed, PetitionNotFound
+from anonsign.errors import MasterKeyMismatch, PetitionClosed, PetitionNotFound
 from anonsign.web.i18n import select_locale
 
 # Lazy: defined at import, translated into the locale of the request that shows them.
@@ -136,6 +136,20 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(PetitionClosed)
     def _closed(_error: PetitionClosed) -> tuple[str, int]:
         return error_page(410)
+
+    @app.errorhandler(MasterKeyMismatch)
+    def _other_host_rotated(_error: MasterKeyMismatch) -> Response:
+        # Another host of the instance closed a petition, which rewrapped every open
+        # pepper under a new master key that this host has not been given yet (deploy/
+        # README.md, "Several hosts"). The signer is told what a full server tells them:
+        # nothing was signed, come back; the operator reads why in the log.
+        from anonsign.web.capacity import shed_answer  # capacity imports this module
+
+        app.logger.error(
+            "the master key does not open this petition's secret: another host closed a "
+            "petition; copy its new sealed master key here and unlock it"
+        )
+        return shed_answer()
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> tuple[str, int]:
