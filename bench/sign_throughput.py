@@ -11,6 +11,8 @@ machine.
     .venv/bin/python bench/sign_throughput.py --baseline /path/to/older/checkout --rounds 3
     .venv/bin/python bench/sign_throughput.py --scaling --rounds 3 --seconds 12
     .venv/bin/python bench/sign_throughput.py --postgres postgresql://postgres@127.0.0.1/postgres
+    .venv/bin/python bench/sign_throughput.py --latency --rounds 3 --seconds 15
+    .venv/bin/python bench/sign_throughput.py --hosts postgresql://postgres@127.0.0.1/postgres
 
 Raw limit: ``--workers`` processes derive keys back to back for ``--seconds``.
 End to end: a real ``anonsign serve`` with ``--workers`` gunicorn workers on a fresh
@@ -23,6 +25,17 @@ the commit before the store was encrypted), each round runs a slice of raw hashi
 slice of the baseline's server, a slice of raw hashing and a slice of this checkout's
 server, so that a machine whose load drifts hits both alike; the ratios of each round
 are printed, then their medians.
+
+With ``--latency``, each round measures the capacity as above (closed loop: every client
+posts again at once), then offers the same server new signers arriving at random (a
+Poisson process, each a new session loading the page and posting) at 50% and at 90% of
+that capacity, each for twice ``--seconds``, and prints the p50/p95/p99 latency from
+each signer's arrival to the thank-you page, and of the post alone.
+
+With ``--hosts ADMIN_URL``, each round runs raw hashing in one process, one host (a
+network namespace with one worker and one hashing slot) of an instance on PostgreSQL
+and Redis, raw hashing in two processes, then two such hosts of one instance; the client
+threads split across the hosts. Needs root for the namespaces (tests/cluster.py).
 """
 
 from __future__ import annotations
@@ -34,6 +47,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,14 +84,12 @@ def raw_argon2(seconds: float, workers: int, params: tuple[int, int, int]) -> fl
     return total / seconds
 
 
-def end_to_end(
-    seconds: float,
-    workers: int,
-    clients: int,
-    anonsign: str | None = None,
-    extra_env: dict[str, str] | None = None,
-) -> tuple[float, int]:
-    """Signatures per second through a real server run by the ``anonsign`` command given."""
+@contextmanager
+def served(
+    workers: int, anonsign: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A real server run by the ``anonsign`` command given, on a fresh demo instance;
+    yields its base URL."""
     import subprocess
 
     from tests.live import ANONSIGN, Browser, free_port, running
@@ -110,40 +124,141 @@ def end_to_end(
             capture_output=True,
         )
         port = free_port()
-        counts = [0] * clients
-        errors = [0] * clients
-        stop = threading.Event()
-
-        def client(n: int) -> None:
-            browser = Browser(f"http://127.0.0.1:{port}")
-            i = 0
-            while not stop.is_set():
-                status, _ = browser.sign("demo", f"+993 65 {n}{i:05d}"[:14], f"bench {n}-{i}")
-                i += 1
-                if status == 200:
-                    counts[n] += 1
-                else:
-                    errors[n] += 1
-
         import tests.live
 
         tests.live.ANONSIGN = command  # `running` starts this checkout's or the baseline's
         try:
             with running(["serve", "--port", str(port)], env, port, Path(tmp) / "server.log"):
-                threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-                warm = Browser(f"http://127.0.0.1:{port}")
-                warm.sign("demo", "+993 65 999999", "")
-                started = time.perf_counter()
-                for thread in threads:
-                    thread.start()
-                time.sleep(seconds)
-                stop.set()
-                for thread in threads:
-                    thread.join()
-                elapsed = time.perf_counter() - started
+                base = f"http://127.0.0.1:{port}"
+                Browser(base).sign("demo", "+993 65 999999", "")  # templates compiled
+                yield base
         finally:
             tests.live.ANONSIGN = ANONSIGN
-        return sum(counts) / elapsed, sum(errors)
+
+
+def closed_loop(
+    base: str | list[str], seconds: float, clients: int, slug: str = "demo"
+) -> tuple[float, int]:
+    """Signatures per second from ``clients`` threads posting back to back, and non-200s.
+
+    With several base URLs (hosts), client ``n`` signs on host ``n`` modulo their number.
+    """
+    from tests.live import Browser
+
+    bases = [base] if isinstance(base, str) else base
+
+    counts = [0] * clients
+    errors = [0] * clients
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        browser = Browser(bases[n % len(bases)])
+        i = 0
+        while not stop.is_set():
+            status, _ = browser.sign(slug, f"+993 65 {n}{i:05d}"[:14], f"bench {n}-{i}")
+            i += 1
+            if status == 200:
+                counts[n] += 1
+            else:
+                errors[n] += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - started), sum(errors)
+
+
+@dataclass
+class Paced:
+    """What signers arriving at random at a given mean rate met."""
+
+    #: From each signer's arrival to the thank-you page: the page load and the post.
+    whole: list[float]
+    #: The post alone (the signature itself).
+    post: list[float]
+    #: Answers other than 200, by status (503: shed, the gate's slots and queue full).
+    refused: dict[int, int]
+
+
+def open_loop(base: str, rate: float, seconds: float, seed: int) -> Paced:
+    """New signers (each a new session) arriving as a Poisson process of mean ``rate``/s.
+
+    Latency counts from the moment a signer was due, so a client thread that was busy
+    when one was due does not hide the wait (no coordinated omission).
+    """
+    import queue
+    import random
+
+    from tests.live import CSRF, FORM_TOKEN, Browser
+
+    arrivals: queue.Queue[tuple[int, float] | None] = queue.Queue()
+    result = Paced([], [], {})
+    lock = threading.Lock()
+
+    def signer() -> None:
+        while (job := arrivals.get()) is not None:
+            n, due = job
+            browser = Browser(base)
+            status, page = browser.request("/p/demo")
+            posted = time.perf_counter()
+            if status == 200:
+                csrf, token = CSRF.search(page), FORM_TOKEN.search(page)
+                assert csrf is not None, "no CSRF token on the petition page"
+                assert token is not None, "no form token on the petition page"
+                form = {
+                    "csrf_token": csrf.group(1),
+                    "form_token": token.group(1),
+                    "website": "",
+                    "identifier": f"+993 65 {n:06d}",
+                    "consent": "y",
+                }
+                status, _ = browser.request("/p/demo/sign", form)
+            done = time.perf_counter()
+            with lock:
+                if status == 200:
+                    result.whole.append(done - due)
+                    result.post.append(done - posted)
+                else:
+                    result.refused[status] = result.refused.get(status, 0) + 1
+
+    # Enough threads that one is always free, whatever the burst: a signer never waits
+    # for the load generator.
+    threads = [threading.Thread(target=signer) for _ in range(48)]
+    for thread in threads:
+        thread.start()
+    chance = random.Random(seed)
+    due = time.perf_counter()
+    deadline = due + seconds
+    n = 500_000 + seed * 60_000  # numbers the closed loop never posts
+    while True:
+        due += chance.expovariate(rate)
+        if due >= deadline:
+            break
+        time.sleep(max(0.0, due - time.perf_counter()))
+        arrivals.put((n, due))
+        n += 1
+    for _ in threads:
+        arrivals.put(None)
+    for thread in threads:
+        thread.join()
+    return result
+
+
+def end_to_end(
+    seconds: float,
+    workers: int,
+    clients: int,
+    anonsign: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[float, int]:
+    """Signatures per second through a real server run by the ``anonsign`` command given."""
+    with served(workers, anonsign, extra_env) as base:
+        return closed_loop(base, seconds, clients)
 
 
 def _print_round(round_number: int, name: str, raw: float, http: float, errors: int) -> None:
@@ -233,6 +348,120 @@ def databases(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
     _print_medians(ratios)
 
 
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new PostgreSQL database on the server at ``admin_url``; its URL, dropped after."""
+    import secrets
+
+    import psycopg
+
+    database = f"anonsign_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{database}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+def on_hosts(
+    args: argparse.Namespace, count: int, params: tuple[int, int, int]
+) -> tuple[float, int]:
+    """Signatures per second on ``count`` hosts (network namespaces, one worker and one
+    hashing slot each) of one instance on PostgreSQL and Redis (tests/cluster.py)."""
+    from tests.cluster import NoNamespaces, NoUnixSocket, hosts_on_one_database
+
+    from anonsign.crypto.kdf import Argon2Params
+    from anonsign.crypto.keyfile import OrganizerSecretKey
+    from anonsign.domain.identifiers import IdentifierKind
+    from anonsign.domain.petitions import Recipient
+
+    host_env = {
+        "ANONSIGN_WORKERS": "1",
+        "ANONSIGN_MEMORY_BUDGET_MIB": str(-(-params[1] // 1024)),  # one hash at a time
+        "ANONSIGN_PUBLISHER_PERIOD": "0",
+        "ANONSIGN_FORM_MIN_SECONDS": "0",
+        **{
+            f"ANONSIGN_RATELIMIT_{layer}": "1000000/minute"
+            for layer in ("GLOBAL", "PETITION", "CIRCUIT", "PAGES")
+        },
+    }
+    with (
+        fresh_database(args.hosts) as database,
+        tempfile.TemporaryDirectory(prefix="anonsign-bench-hosts-") as tmp,
+    ):
+        try:
+            made = hosts_on_one_database(
+                Path(tmp), database, args.redis, count=count, host_env=host_env,
+                argon2=Argon2Params(*params),
+            )  # fmt: skip
+            with made as cluster:
+                cluster.service.create_petition(
+                    slug="demo",
+                    title="Bench",
+                    text="A petition to sign.",
+                    identifier_kind=IdentifierKind.TEXT,
+                    recipients=[Recipient("bench", OrganizerSecretKey.generate().public_key())],
+                )
+                cluster.start()
+                bases = [host.base_url for host in cluster.hosts]
+                for base in bases:
+                    closed_loop(base, 0.5, 1)  # templates compiled, connections made
+                return closed_loop(bases, args.seconds, 2 * count)
+        except (NoNamespaces, NoUnixSocket) as exc:
+            raise SystemExit(f"one host against two needs network namespaces: {exc}") from None
+
+
+def hosts(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
+    """Interleaved rounds: raw on one core, one host; raw on two cores, two hosts."""
+    import statistics
+
+    results: dict[int, dict[str, list[float]]] = {n: {"raw": [], "http": []} for n in (1, 2)}
+    for round_number in range(1, args.rounds + 1):
+        for n in (1, 2):
+            raw = raw_argon2(args.seconds, n, params)
+            http, errors = on_hosts(args, n, params)
+            results[n]["raw"].append(raw)
+            results[n]["http"].append(http)
+            print(f"round {round_number}, {n} host(s): raw ({n} process(es)) {raw:.2f}/s, "
+                  f"over HTTP {http:.2f}/s ({errors} non-200), ratio {http / raw:.1%}",
+                  flush=True)  # fmt: skip
+    for kind in ("raw", "http"):
+        ratios = [two / one for one, two in zip(results[1][kind], results[2][kind], strict=True)]
+        print(f"{kind}: two / one, median {statistics.median(ratios):.2f} "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+
+
+def _percentiles(values: list[float]) -> str:
+    import statistics
+
+    if len(values) < 2:
+        return "too few answers"
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return " / ".join(f"{cuts[p - 1] * 1000:.0f}" for p in (50, 95, 99))
+
+
+def latency(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
+    """Rounds: raw, then in one server the closed-loop capacity, then signers arriving at
+    random at 50% and at 90% of it; latency percentiles of each load."""
+    for round_number in range(1, args.rounds + 1):
+        raw = raw_argon2(args.seconds, args.workers, params)
+        with served(args.workers) as base:
+            capacity, errors = closed_loop(base, args.seconds, args.clients)
+            print(f"round {round_number}: raw {raw:.2f}/s, capacity over HTTP {capacity:.2f}/s "
+                  f"({errors} non-200), ratio {capacity / raw:.1%}", flush=True)  # fmt: skip
+            for share in (0.5, 0.9):
+                rate = share * capacity
+                paced = open_loop(
+                    base, rate, args.seconds * 2, seed=round_number * 10 + int(share * 10)
+                )
+                print(f"  {share:.0%} ({rate:.2f}/s offered, {len(paced.whole)} signed, "
+                      f"refused {paced.refused or 'none'}): p50/p95/p99 ms, page and post "
+                      f"{_percentiles(paced.whole)}; the post alone {_percentiles(paced.post)}",
+                      flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -244,6 +473,20 @@ def main() -> None:
     )
     parser.add_argument(
         "--scaling", action="store_true", help="one process against two, interleaved rounds"
+    )
+    parser.add_argument(
+        "--hosts",
+        metavar="ADMIN_URL",
+        help="one host against two (network namespaces, as root) on the PostgreSQL server "
+        "at ADMIN_URL and the Redis at --redis, interleaved rounds",
+    )
+    parser.add_argument(
+        "--redis", default="redis://127.0.0.1:6379/13", help="the Redis for --hosts"
+    )
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="p50/p95/p99 at 50%% and 90%% of the measured capacity, signers arriving at random",
     )
     parser.add_argument(
         "--postgres",
@@ -263,6 +506,12 @@ def main() -> None:
         return
     if args.postgres:
         databases(args, params)
+        return
+    if args.latency:
+        latency(args, params)
+        return
+    if args.hosts:
+        hosts(args, params)
         return
     raw = raw_argon2(args.seconds, args.workers, params)
     print(f"raw Argon2id ({DEFAULT_ARGON2.describe()}), {args.workers} processes: {raw:.2f}/s")

@@ -8,7 +8,8 @@ new random entries, some repeated within the batch, some repeating published ent
 and one contact per hundred rows. It prints the root the batch must publish, computed
 here from the sorted, deduplicated entries with the Merkle module's own ``root``.
 ``baseline`` opens the same service and reads the petition, as ``publish`` does, but
-publishes nothing: the parent compares the two processes' peak resident memory.
+publishes nothing: the parent compares the two processes' peak resident memory, which
+each of them prints as its last line (its own VmHWM).
 """
 
 from __future__ import annotations
@@ -30,6 +31,19 @@ SLUG = "big"
 FIRST_BATCH = 1000
 #: Rows per insert while filling: the fill is not what the test measures.
 FILL_STEP = 20_000
+
+
+def peak_rss_mib() -> float:
+    """This process's own high-water resident memory (VmHWM), in MiB.
+
+    Not the parent's ``wait4`` figure: Linux carries the high-water mark across
+    ``execve``, so a child of a pytest worker that has grown to 500 MiB reports 500 MiB
+    of its own, and the bound would measure the worker instead of the publication.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit("no VmHWM in /proc/self/status")
 
 
 def open_service(instance: Path) -> Service:
@@ -101,6 +115,7 @@ def main() -> None:
         checkpoint = service.publish(SLUG)
         assert checkpoint is not None
     service.close_connections()
+    print(json.dumps({"peak_mib": peak_rss_mib()}))
 
 
 if __name__ == "__main__":

@@ -26,234 +26,74 @@ import base64
 import http.client
 import itertools
 import json
-import os
 import re
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from anonsign.audit.checkpoint import Checkpoint
 from anonsign.audit.merkle import verify_consistency
-from anonsign.config import load_settings
 from anonsign.crypto.notes import NoteVerifier
 from anonsign.domain.identifiers import IdentifierKind
-from anonsign.instance import init_instance, unlock
 from anonsign.service import Service
 from anonsign.storage.models import CheckpointRow, LogLeafRow
+from tests.cluster import PORT, Cluster, Host, NoNamespaces, NoUnixSocket, hosts_on_one_database
 from tests.conftest import CHEAP_ARGON2, SUBMITTED, make_petition
-from tests.live import ANONSIGN, CSRF, FORM_TOKEN, LIVE_DEFAULTS
-from tests.netns import NetHost, UnixRelay, namespaces_refused, network_hosts
+from tests.live import ANONSIGN, CSRF, FORM_TOKEN
 from tests.security.test_crash import dedup_key_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("redis")]
 
 SLUG = "multi"
-PORT = 8000
-PASSPHRASE = "several hosts one truth"
 #: Concurrent posts of one identifier, and how many times that is tried.
 SAME_AT_ONCE = 32
 SAME_ROUNDS = 5
 DISTINCT = 100
 
 
-@dataclass
-class Host:
-    """One serving host: its namespace, its environment, its server process group."""
-
-    name: str
-    net: NetHost
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self, **extra: str) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.net.command(
-                    ANONSIGN, "serve", "--host", self.net.address, "--port", str(PORT)
-                ),
-                env={**self.env, **extra},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"host {self.name} exited early:\n{self.log.read_text()}")
-            try:
-                with socket.create_connection((self.net.address, PORT), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"host {self.name} did not listen within {timeout} s")
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: the master and every worker at once."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(30)
-
-    def stop(self) -> None:
-        # Nothing is left to finish once a test is done (its database is dropped next).
-        self.kill()
-
-
-@dataclass
-class Cluster:
-    hosts: list[Host]
-    #: The organizer's view, with host A's keys (what the tests count and check with).
-    service: Service
-    redis_url: str
-
-    def start(self, **extra: str) -> None:
-        for host in self.hosts:
-            host.start(**extra)
-        for host in self.hosts:
-            host.wait_ready()
-
-
-def _unix_socket_dir(admin_url: str) -> str:
-    engine = create_engine(admin_url)
-    try:
-        with engine.connect() as conn:
-            dirs = str(conn.execute(text("SHOW unix_socket_directories")).scalar_one())
-    finally:
-        engine.dispose()
-    first = dirs.split(",")[0].strip()
-    if not first:
-        pytest.skip("PostgreSQL listens on no unix socket, the way out of a host's namespace")
-    return first
-
-
-def _host_database_url(url: str, socket_dir: str) -> str:
-    """The test database through PostgreSQL's unix socket (no network in a namespace)."""
-    database = make_url(url).database
-    return f"postgresql://postgres@/{database}?host={socket_dir}"
-
-
 @pytest.fixture
 def cluster(
     tmp_path: Path, postgres_url: str, redis_url: str, organizer: object
 ) -> Iterator[Cluster]:
-    reason = namespaces_refused()
-    if reason:
-        print(f"multi-host test skipped: {reason}")
-        pytest.skip(f"no network namespaces here: {reason}")
-    with ExitStack() as stack:
-        short = Path(tempfile.mkdtemp(prefix="anonsign-mh-", dir="/tmp"))
-        stack.callback(shutil.rmtree, short, True)
-        # The unlocked keys go where `anonsign unlock` accepts them: memory-backed storage.
-        shm = Path(tempfile.mkdtemp(prefix="anonsign-mh-", dir="/dev/shm"))
-        stack.callback(shutil.rmtree, shm, True)
-
-        redis_parts = make_url(redis_url.replace("redis://", "redis+x://", 1))
-        relay_path = short / "redis.sock"
-        stack.enter_context(
-            UnixRelay(relay_path, (redis_parts.host or "127.0.0.1", redis_parts.port or 6379))
-        )
-        redis_db = (redis_parts.database or "0").strip("/")
-        socket_dir = _unix_socket_dir(postgres_url)
-
-        # Host A: `anonsign init`, sealed under the passphrase, unlocked to its tmpfs.
-        instance_a, instance_b = tmp_path / "a", tmp_path / "b"
-        key_a, key_b = shm / "a" / "master.key", shm / "b" / "master.key"
-        settings_a = load_settings(
-            {
-                "ANONSIGN_INSTANCE": str(instance_a),
-                "ANONSIGN_DATABASE_URL": postgres_url,
-                "ANONSIGN_MASTER_KEY_FILE": str(key_a),
-            }
-        )
-        init_instance(settings_a, passphrase=PASSPHRASE)
-        # What every host must share reaches each as credentials (deploy/README.md):
-        # the session key and the log key, taken out of A's folder, and the Redis URI.
-        credentials = {}
-        for name in ("a", "b"):
-            creds = tmp_path / f"credentials-{name}"
-            creds.mkdir(mode=0o700)
-            for secret in ("session.key", "log.key"):
-                shutil.copy(instance_a / secret, creds / secret)
-            (creds / "ratelimit-storage-uri").write_text(
-                f"redis+unix://{relay_path}?db={redis_db}\n"
-            )
-            credentials[name] = creds
-        for secret in ("session.key", "log.key"):
-            (instance_a / secret).unlink()
-        # Host B: the sealed master key copied over, and unlocked there with the passphrase.
-        instance_b.mkdir(mode=0o700)
-        shutil.copy(settings_a.sealed_master_key_file, instance_b / "master.key.sealed")
-        settings_b = load_settings(
-            {"ANONSIGN_INSTANCE": str(instance_b), "ANONSIGN_MASTER_KEY_FILE": str(key_b)}
-        )
-        unlock(settings_b, PASSPHRASE)
-
-        local = load_settings(
-            {
-                "ANONSIGN_INSTANCE": str(instance_a),
-                "ANONSIGN_DATABASE_URL": postgres_url,
-                "ANONSIGN_MASTER_KEY_FILE": str(key_a),
-                "CREDENTIALS_DIRECTORY": str(credentials["a"]),
-            },
-            argon2=CHEAP_ARGON2,
-            publisher_period=0.0,
-        )
-        service = Service.open(local, migrate=True)
-        stack.callback(service.close_connections)
-        make_petition(service, organizer, SLUG, IdentifierKind.TEXT)  # type: ignore[arg-type]
-
-        nets = stack.enter_context(network_hosts(2))
-        inherited = {k: v for k, v in os.environ.items() if k != "ANONSIGN_RATELIMIT_STORAGE_URI"}
-        hosts = []
-        for (name, instance, key), net in zip(
-            (("a", instance_a, key_a), ("b", instance_b, key_b)), nets, strict=True
-        ):
-            env = {
-                **inherited,
-                **LIVE_DEFAULTS,
-                "ANONSIGN_INSTANCE": str(instance),
-                "ANONSIGN_MASTER_KEY_FILE": str(key),
-                "ANONSIGN_DATABASE_URL": _host_database_url(postgres_url, socket_dir),
-                "CREDENTIALS_DIRECTORY": str(credentials[name]),
-                "ANONSIGN_WORKERS": "2",
-                # Room at each host's hashing gate for its 16 of the 32 posts at once
-                # (2 slots + 2 x 7 waiting), rather than shedding some with 503; and the
-                # threads that follow (2 + 14 + 4 per worker, so 21 connections) for two
-                # hosts fit PostgreSQL's default 100 connections (storage.pool).
-                "ANONSIGN_HASHING_QUEUE": "7",
-                "ANONSIGN_HOST_COUNT": "2",
-                # Every worker of both hosts publishes every second or so, whatever waits.
-                "ANONSIGN_PUBLISHER_PERIOD": "1",
-                "ANONSIGN_PUBLISH_MIN": "1",
-                "ANONSIGN_PUBLISH_INTERVAL": "0",
-            }
-            host = Host(name, net, env, tmp_path / f"host-{name}.log")
-            stack.callback(host.stop)
-            hosts.append(host)
-        yield Cluster(hosts, service, redis_url)
-        for host in hosts:
-            host.stop()
-            assert "unexpected error" not in host.log.read_text(), host.log.read_text()
-            assert "publishing failed" not in host.log.read_text(), host.log.read_text()
+    host_env = {
+        "ANONSIGN_WORKERS": "2",
+        # Room at each host's hashing gate for its 16 of the 32 posts at once
+        # (2 slots + 2 x 7 waiting), rather than shedding some with 503; and the
+        # threads that follow (2 + 14 + 4 per worker, so 21 connections) for two
+        # hosts fit PostgreSQL's default 100 connections (storage.pool).
+        "ANONSIGN_HASHING_QUEUE": "7",
+        # Every worker of both hosts publishes every second or so, whatever waits.
+        "ANONSIGN_PUBLISHER_PERIOD": "1",
+        "ANONSIGN_PUBLISH_MIN": "1",
+        "ANONSIGN_PUBLISH_INTERVAL": "0",
+    }
+    try:
+        with hosts_on_one_database(
+            tmp_path, postgres_url, redis_url, count=2, host_env=host_env, argon2=CHEAP_ARGON2
+        ) as built:
+            make_petition(built.service, organizer, SLUG, IdentifierKind.TEXT)  # type: ignore[arg-type]
+            yield built
+            for host in built.hosts:
+                host.stop()
+                assert "unexpected error" not in host.log.read_text(), host.log.read_text()
+                assert "publishing failed" not in host.log.read_text(), host.log.read_text()
+    except NoNamespaces as refused:
+        print(f"multi-host test skipped: {refused}")
+        pytest.skip(f"no network namespaces here: {refused}")
+    except NoUnixSocket as missing:
+        pytest.skip(f"{missing}, the way out of a host's namespace")
 
 
 # --- a client without JavaScript, which may post a form to another host than its own ----
