@@ -26,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _common import in_processes  # noqa: E402
 
 
 def _hash_for(kind: str, seconds: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -52,16 +55,7 @@ def _hash_for(kind: str, seconds: float, out: multiprocessing.Queue) -> None:  #
 
 def slice_of(kind: str, seconds: float, processes: int) -> tuple[float, float, float]:
     """Hashes per second, and user and system CPU milliseconds per hash."""
-    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    procs = [
-        multiprocessing.Process(target=_hash_for, args=(kind, seconds, queue))
-        for _ in range(processes)
-    ]
-    for proc in procs:
-        proc.start()
-    results = [queue.get() for _ in procs]
-    for proc in procs:
-        proc.join()
+    results = in_processes(_hash_for, (kind, seconds), processes)
     count = sum(r[0] for r in results)
     user = sum(r[1] for r in results)
     system = sum(r[2] for r in results)

@@ -23,8 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _common import closed_loop_clients  # noqa: E402
 from sign_throughput import end_to_end, raw_argon2  # noqa: E402
 from tests.live import free_port, stop_group, wait_for_port  # noqa: E402
 
@@ -60,34 +59,18 @@ def plain_form(seconds: float, workers: int, clients: int) -> tuple[float, int]:
 
 
 def _drive(base: str, seconds: float, clients: int) -> tuple[float, int]:
-    counts, errors = [0] * clients, [0] * clients
-    stop = threading.Event()
-
-    def client(n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            with urllib.request.urlopen(base + "/", timeout=30) as answer:  # noqa: S310
+    def sign(n: int, i: int) -> bool:
+        with urllib.request.urlopen(base + "/", timeout=30) as answer:  # noqa: S310
+            answer.read()
+        form = urllib.parse.urlencode({"email": f"signer{n}-{i}@example.org"}).encode()
+        try:
+            with urllib.request.urlopen(base + "/sign", data=form, timeout=30) as answer:  # noqa: S310
                 answer.read()
-            form = urllib.parse.urlencode({"email": f"signer{n}-{i}@example.org"}).encode()
-            try:
-                with urllib.request.urlopen(base + "/sign", data=form, timeout=30) as answer:  # noqa: S310
-                    answer.read()
-                    ok = answer.status == 200
-            except urllib.error.HTTPError:
-                ok = False
-            counts[n] += ok
-            errors[n] += not ok
-            i += 1
+                return bool(answer.status == 200)
+        except urllib.error.HTTPError:
+            return False
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    time.sleep(seconds)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    return sum(counts) / (time.perf_counter() - started), sum(errors)
+    return closed_loop_clients(clients, seconds, sign)
 
 
 def main() -> None:

@@ -424,10 +424,26 @@ def test_the_global_cap_is_one_counter_for_both_hosts(cluster: Cluster) -> None:
     on_b = [sign_at(b) for _ in range(4)]
     again_a = sign_at(a)
     # Four on A, then B has only what is left of the one cap: two, then refusals.
-    assert (on_a, on_b, again_a) == ([200] * 4, [200, 200, 429, 429], 429)
+    assert (on_a, on_b, again_a) == ([200] * 4, [200, 200, 429, 429], 429), _limiter_state(cluster)
     assert signatures(cluster.service) == GLOBAL_CAP
     keys = redis.Redis.from_url(cluster.redis_url).keys()
     assert keys, "nothing was counted in Redis"
     for host in cluster.hosts:
         # The limiter keys its counters by no address, the hosts' clients' included.
         assert not [k for k in keys if host.net.gateway.encode() in k], keys
+
+
+def _limiter_state(cluster: Cluster) -> str:
+    """What a failed cap assertion needs to be understood: every counter in Redis, its
+    time to live, Redis's uptime (a restart empties it) and the end of each host's log."""
+    client = redis.Redis.from_url(cluster.redis_url)
+    try:
+        counters = {key.decode(): (client.get(key), client.ttl(key)) for key in client.scan_iter()}
+        uptime = client.info("server").get("uptime_in_seconds")
+    finally:
+        client.close()
+    logs = "\n".join(
+        f"--- host {host.name} ---\n" + "\n".join(host.log.read_text().splitlines()[-30:])
+        for host in cluster.hosts
+    )
+    return f"redis counters {counters}, redis up {uptime} s\n{logs}"
