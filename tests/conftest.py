@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import secrets
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from anonsign.domain.identifiers import IdentifierKind
 from anonsign.domain.petitions import Petition, Recipient
 from anonsign.instance import init_instance
 from anonsign.service import Service
+from tests.witnesses import MakeWitness
 
 CHEAP_ARGON2 = Argon2Params(time_cost=1, memory_kib=64, parallelism=1)
 #: The suite signs hundreds of times from one address within a minute, in process and
@@ -262,6 +265,33 @@ def make_petition(
     )
 
 
+def add_pending(service: Service, petition_id: str, keys: list[bytes], contacts: int = 0) -> None:
+    """Pending signatures with these dedup keys (no Argon2 work: the log is what is
+    tested), and ``contacts`` pending sealed contacts, as if that many had signed."""
+    from sqlalchemy import insert
+
+    from anonsign.storage.models import PendingContactRow, PendingSignatureRow
+
+    draws = random.Random(len(keys))  # noqa: S311 - test data
+    with service.db.writing() as session:
+        if keys:
+            session.execute(
+                insert(PendingSignatureRow.__table__),
+                [
+                    {"petition_id": petition_id, "id": draws.randbytes(16), "dedup_key": k}
+                    for k in keys
+                ],
+            )
+        if contacts:
+            session.execute(
+                insert(PendingContactRow.__table__),
+                [
+                    {"petition_id": petition_id, "id": draws.randbytes(16), "sealed": b"c"}
+                    for _ in range(contacts)
+                ],
+            )
+
+
 @pytest.fixture
 def petition(service: Service, organizer: OrganizerSecretKey) -> Petition:
     """An open email petition."""
@@ -363,3 +393,21 @@ def sign(
     if consent:
         form["consent"] = "y"
     return client.post(f"/p/{slug}/sign", data=form, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_witness(tmp_path: Path) -> Iterator[MakeWitness]:
+    """Start a witness named ``name``, served over HTTP until the test ends (tests/witnesses.py)."""
+    from anonsign.crypto.cosign import WitnessSigner
+    from anonsign.witness.service import Witness
+    from anonsign.witness.state import WitnessState
+    from tests.witnesses import RunningWitness, serving
+
+    with ExitStack() as stack:
+
+        def start(name: str) -> RunningWitness:
+            state = WitnessState(tmp_path / f"{name.replace('/', '_')}.db")
+            witness = Witness(WitnessSigner.generate(name), state)
+            return RunningWitness(witness, stack.enter_context(serving(witness)))
+
+        yield start

@@ -1,9 +1,10 @@
 """An honest petition log in memory, and a tiny HTTP server that serves it as anonsign does.
 
 Used by the audit tests: the server speaks the endpoint contract of the real one
-(``/.well-known/anonsign/key``, ``/p/<slug>/checkpoint``, ``/p/<slug>/log/leaves``,
-``.../consistency``, ``.../inclusion``), pages leaves ``page_size`` at a time, listens on
-127.0.0.1 only, and can be told to misbehave (``faults``).
+(``/.well-known/anonsign/key``, ``/p/<slug>/checkpoint``, the entry bundles
+``/p/<slug>/tile/entries/<N>[.p/<W>]``, ``/p/<slug>/log/consistency`` and
+``.../inclusion``), listens on 127.0.0.1 only, and can be told to misbehave
+(``faults``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from anonsign.audit import merkle
+from anonsign.audit import merkle, tiles
 from anonsign.audit.bundle import write_bundle
 from anonsign.audit.checkpoint import Checkpoint
 from anonsign.crypto.notes import LogSigner
@@ -90,16 +91,14 @@ def _b64(values: list[bytes]) -> list[str]:
 class LogServer:
     """Serves one HonestLog over HTTP on 127.0.0.1, on a free port, in a thread.
 
-    ``faults`` changes what it answers: ``"status"`` → {path: code}, ``"empty_from"`` →
-    answer no leaves from that index, ``"leaves"`` → serve these entries instead,
+    ``faults`` changes what it answers: ``"status"`` → {path: code}, ``"leaves"`` → serve
+    these entries instead, ``"bundles"`` → {path: bytes} served as those entry bundles,
     ``"key"`` / ``"note"`` → serve this text, ``"size"`` → checkpoint at this size,
-    ``"consistency"`` → serve these proof hashes, ``"redirect"`` → 302 everything,
-    ``"ignore_end"`` → fill pages past the ``end`` asked for.
+    ``"consistency"`` → serve these proof hashes, ``"redirect"`` → 302 everything.
     """
 
-    def __init__(self, log: HonestLog, page_size: int = 7) -> None:
+    def __init__(self, log: HonestLog) -> None:
         self.log = log
-        self.page_size = page_size
         self.faults: dict[str, Any] = {}
         self.requests: list[str] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -116,7 +115,7 @@ class LogServer:
     def url(self) -> str:
         return f"{self.base}/p/{self.log.slug}"
 
-    def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, str, str]:
+    def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, str, str | bytes]:
         """(status, content type, body) for one GET."""
         faults, log = self.faults, self.log
         if faults.get("redirect"):
@@ -129,15 +128,8 @@ class LogServer:
         if path == f"{prefix}/checkpoint":
             return 200, "text/plain", faults.get("note") or log.note(faults.get("size"))
         arg = {k: v[0] for k, v in query.items()}
-        if path == f"{prefix}/log/leaves":
-            start, end = int(arg["start"]), int(arg["end"])
-            entries = faults.get("leaves", log.entries)
-            if start >= faults.get("empty_from", len(entries) + 1):
-                page = []
-            else:
-                stop = start + self.page_size
-                page = entries[start : stop if faults.get("ignore_end") else min(end, stop)]
-            return 200, "application/json", json.dumps({"leaves": _b64(page)})
+        if path.startswith(f"{prefix}/tile/entries/"):
+            return self._entry_bundle(path.removeprefix(f"{prefix}/"))
         if path == f"{prefix}/log/consistency":
             old, new = int(arg["from"]), int(arg["to"])
             hashes = faults.get("consistency") or merkle.consistency_proof(old, new, log.store)
@@ -154,6 +146,19 @@ class LogServer:
             return 200, "application/json", json.dumps(body)
         return 404, "application/json", json.dumps({"error": "There is no petition here."})
 
+    def _entry_bundle(self, path: str) -> tuple[int, str, str | bytes]:
+        """The entry bundle at ``path`` of the tree the checkpoint names, if it has one."""
+        if path in self.faults.get("bundles", {}):
+            return 200, "application/octet-stream", self.faults["bundles"][path]
+        entries = self.faults.get("leaves", self.log.entries)
+        size = self.faults.get("size", len(self.log.entries))
+        for ref in tiles.entry_bundles(size):
+            if ref.path == path:
+                first = ref.index * tiles.TILE_WIDTH
+                bundle = tiles.encode_entry_bundle(entries[first : first + ref.width])
+                return 200, "application/octet-stream", bundle
+        return 404, "text/plain", "no such tile"
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -162,7 +167,7 @@ class LogServer:
                 parts = urlsplit(self.path)
                 server.requests.append(self.path)
                 status, kind, body = server.answer(parts.path, parse_qs(parts.query))
-                data = body.encode("utf-8")
+                data = body if isinstance(body, bytes) else body.encode("utf-8")
                 self.send_response(status)
                 if status == 302:
                     self.send_header("Location", "http://127.0.0.1:9/elsewhere")

@@ -164,6 +164,18 @@ class Settings:
     #: PostgreSQL connections each server process keeps (0: one per thread, plus one for
     #: its publisher, so no thread ever waits for one; anonsign.storage.pool).
     db_pool_size: int = 0
+    #: ``ANONSIGN_WITNESSES_FILE``: the witnesses each new checkpoint is offered to, one
+    #: ``<submission URL> <verifier key>`` per line; None: ``witnesses`` in the instance
+    #: folder, if it exists (anonsign.witness.client).
+    witnesses_path: Path | None = None
+    #: ``ANONSIGN_WITNESS_TUNNEL``: host:port of tor's HTTPTunnelPort, through which every
+    #: witness request goes (the only outbound connection the service makes). None:
+    #: direct, which only a witness on this machine or a test should need.
+    witness_tunnel: tuple[str, int] | None = None
+
+    @property
+    def witnesses_file(self) -> Path:
+        return self.witnesses_path or self.instance_path / "witnesses"
 
     @property
     def stats_dir(self) -> Path:
@@ -317,6 +329,19 @@ def _storage_uri(
     return raw
 
 
+def _tunnel(env: Mapping[str, str]) -> tuple[str, int] | None:
+    raw = (env.get(ENV_PREFIX + "WITNESS_TUNNEL") or "").strip()
+    if not raw:
+        return None
+    host, colon, port = raw.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"{ENV_PREFIX}WITNESS_TUNNEL must be host:port of tor's HTTPTunnelPort, such as "
+            f"127.0.0.1:9080, not {raw!r}."
+        )
+    return host.strip("[]"), int(port)
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -347,6 +372,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
             f"{ENV_PREFIX}FORM_MIN_SECONDS ({form_min}) must be less than "
             f"{ENV_PREFIX}FORM_MAX_SECONDS ({form_max})."
         )
+    witnesses = (env.get(ENV_PREFIX + "WITNESSES_FILE") or "").strip()
     settings = Settings(
         instance_path=instance,
         database_url=database_url,
@@ -391,5 +417,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         log_key_path=credential(env, LOG_KEY_CREDENTIAL),
         host_count=_int(env, "HOST_COUNT", 1, 1),
         db_pool_size=_int(env, "DB_POOL_SIZE", 0, 0),
+        witnesses_path=Path(witnesses).expanduser() if witnesses else None,
+        witness_tunnel=_tunnel(env),
     )
     return settings.with_overrides(**overrides) if overrides else settings

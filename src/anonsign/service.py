@@ -13,12 +13,15 @@ the old key finds the new one in the instance's key files on its next signature.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 from anonsign.audit.merkle import consistency_proof, inclusion_proof
+from anonsign.audit.tiles import TILE_WIDTH, TileRef, encode_entry_bundle, tile_width
 from anonsign.config import Settings
 from anonsign.crypto.dedup import new_pepper, new_salt
 from anonsign.crypto.master import ServerKeys, unwrap_pepper, wrap_pepper
@@ -52,12 +55,23 @@ from anonsign.storage.log_store import LogStore, StoredCheckpoint
 from anonsign.storage.migrate import upgrade
 from anonsign.storage.repository import Repository, count_new_pending
 from anonsign.storage.used_nonces import UsedNonces
+from anonsign.witness.client import (
+    WitnessEndpoint,
+    WitnessOutcome,
+    load_witnesses,
+    offer_checkpoint,
+)
 
 #: Tables a batch drains: rewritten after each batch on PostgreSQL (SQLite zeroes in place).
 PENDING_TABLES = ("pending_signatures", "pending_contacts")
 
 #: Most leaves one request may ask for: bounded memory per request, any log size.
 MAX_LEAVES_PAGE = 1000
+#: Seconds before the background publisher asks a witness again for a checkpoint it has
+#: not cosigned (down, or refusing).
+WITNESS_RETRY_SECONDS = 3600.0
+
+log = logging.getLogger("anonsign.witness")
 
 
 class LogQueryError(AnonsignError):
@@ -101,6 +115,9 @@ class Service:
         self.policy = PublishPolicy(settings.publish_min, settings.publish_interval)
         #: The hour in which this process last forgot expired form nonces.
         self._nonces_purged_hour: int | None = None
+        self._witnesses: list[WitnessEndpoint] | None = None
+        #: When this process last asked a witness for a checkpoint (petition, size, key).
+        self._witness_asked: dict[tuple[str, int, bytes], float] = {}
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = False) -> Service:
@@ -293,7 +310,98 @@ class Service:
             checkpoint = self.publish(petition.slug, force=False)
             if checkpoint is not None:
                 published.append((petition.slug, checkpoint))
+        try:
+            self.witness_due()
+        except Exception as exc:  # a witness problem never stops publication
+            log.error("witnessing failed: %s", type(exc).__name__)
         return published
+
+    # --- witnesses (anonsign.witness.client) -----------------------------------------
+
+    @property
+    def witnesses(self) -> list[WitnessEndpoint]:
+        """The configured witnesses (read once per process)."""
+        if self._witnesses is None:
+            self._witnesses = load_witnesses(self.settings.witnesses_file)
+        return self._witnesses
+
+    def witness(
+        self, slug: str, *, retry_after: float = 0.0, after_its_hour: bool = False
+    ) -> list[WitnessOutcome]:
+        """Offer the latest checkpoint of ``slug`` to every witness that has not cosigned
+        it, and keep what they cosign; one outcome per configured witness asked.
+
+        A witness asked less than ``retry_after`` seconds ago by this process (and which
+        did not cosign) is not asked again yet: the background publisher retries a
+        witness once an hour, not every round. With ``after_its_hour`` (the background
+        publisher), an open petition's checkpoint is offered only once the hour after its
+        batch has begun: a witness stamps its cosignature to the second, and a batch's
+        time (which PUBLISH_MIN ties to its last signatures) is kept to the hour.
+        """
+        with self.db.reading() as session:
+            petition = Repository(session).petition(slug)
+            store = LogStore(session, petition.id)
+            latest = store.latest_checkpoint()
+            have = store.cosignatures(latest.size) if latest is not None else {}
+        if latest is None:
+            return []
+        hour_after = (latest.published_hour + 1) * SECONDS_PER_HOUR
+        if after_its_hour and petition.is_open and time.time() < hour_after:
+            return []
+        outcomes = []
+        now = time.monotonic()
+        for endpoint in self.witnesses:
+            key_id = endpoint.verifier.key_id
+            if key_id in have:
+                outcomes.append(WitnessOutcome(endpoint.name, key_id, have[key_id]))
+                continue
+            asked = self._witness_asked.get((petition.id, latest.size, key_id))
+            if asked is not None and now - asked < retry_after:
+                continue
+            self._witness_asked[(petition.id, latest.size, key_id)] = now
+            outcome = offer_checkpoint(
+                endpoint,
+                latest.note,
+                partial(self._proof, petition.id, new_size=latest.size),
+                self.settings.witness_tunnel,
+            )
+            if outcome.line is not None:
+                with self.db.writing() as session:
+                    LogStore(session, petition.id).add_cosignature(
+                        latest.size, key_id, endpoint.name, outcome.line
+                    )
+            outcomes.append(outcome)
+        return outcomes
+
+    def _proof(self, petition_id: str, old_size: int, new_size: int) -> list[bytes]:
+        with self.db.reading() as session:
+            return consistency_proof(old_size, new_size, LogStore(session, petition_id).nodes)
+
+    def witness_due(self) -> None:
+        """Every petition's latest checkpoint to the witnesses that lack it (the
+        background publisher, after its batches): from the hour after each batch, and
+        again an hour after a witness did not cosign."""
+        if not self.witnesses:
+            return
+        for petition in self.petitions():
+            outcomes = self.witness(
+                petition.slug, retry_after=WITNESS_RETRY_SECONDS, after_its_hour=True
+            )
+            for outcome in outcomes:
+                if outcome.problem is not None:
+                    log.warning("witness: %s", outcome.problem)
+
+    def served_checkpoint(self, slug: str) -> StoredCheckpoint:
+        """The latest checkpoint, its note followed by every cosignature it has: what
+        ``/p/<slug>/checkpoint`` serves (a C2SP signed note with several signatures)."""
+        with self.db.reading() as session:
+            petition = Repository(session).petition(slug)
+            store = LogStore(session, petition.id)
+            latest = store.latest_checkpoint()
+            if latest is None:  # every petition is created with one
+                raise LogQueryError("This petition has no checkpoint yet.")
+            lines = "".join(store.cosignatures(latest.size).values())
+        return replace(latest, note=latest.note + lines)
 
     def publish_status(self, slug: str) -> PublishStatus:
         """What waits for the public log of ``slug``, and when the interval allows a batch."""
@@ -339,6 +447,25 @@ class Service:
         with self.db.reading() as session:
             petition = Repository(session).petition(slug)
             return LogStore(session, petition.id).leaves(start, end)
+
+    def tile(self, slug: str, ref: TileRef) -> bytes | None:
+        """A tile or entry bundle of the published log (anonsign.audit.tiles), or None
+        when the latest checkpoint's tree has no tile that wide there.
+
+        The checkpoint and the rows are read in one transaction, so a tile never holds
+        hashes of a batch whose checkpoint is not yet served.
+        """
+        with self.db.reading() as session:
+            petition = Repository(session).petition(slug)
+            store = LogStore(session, petition.id)
+            last = store.latest_checkpoint()
+            size = last.size if last is not None else 0
+            if ref.width > tile_width(size, ref.level or 0, ref.index):
+                return None
+            if ref.level is None:
+                first = ref.index * TILE_WIDTH
+                return encode_entry_bundle(store.leaves(first, first + ref.width))
+            return store.tile_hashes(ref.level, ref.index, ref.width)
 
     def inclusion(self, slug: str, entry: bytes, size: int) -> tuple[int, list[bytes]]:
         published = self.checkpoint(slug).size

@@ -32,7 +32,7 @@ def log(signer: LogSigner) -> HonestLog:
 
 @pytest.fixture
 def server(log: HonestLog) -> Iterator[LogServer]:
-    with LogServer(log, page_size=8).running() as running:
+    with LogServer(log).running() as running:
         yield running
 
 
@@ -92,9 +92,9 @@ def test_fetch_of_something_that_is_not_a_petition_address(tmp_path: Path) -> No
 
 
 def test_fetch_from_a_broken_server_is_one_error_line(server: LogServer, tmp_path: Path) -> None:
-    server.faults["empty_from"] = 16
+    server.faults["status"] = {f"/p/{server.log.slug}/tile/entries/000.p/50": 503}
     result = run("audit", "fetch", server.url, "--out", tmp_path / "b", ok=False)
-    assert "answered no entries, expected 34 more" in error_line(result)
+    assert "tile/entries/000.p/50 answered HTTP 503" in error_line(result)
     assert not (tmp_path / "b").exists()
 
 

@@ -11,7 +11,7 @@ import random
 import threading
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 
 from anonsign.audit.merkle import CompactRange, leaf_hash, root
 from anonsign.crypto.keyfile import OrganizerSecretKey
@@ -27,22 +27,11 @@ from anonsign.storage.models import (
     PendingSignatureRow,
     SealedContactRow,
 )
-from tests.conftest import make_petition
+from tests.conftest import add_pending, make_petition
 
 
 def _add_pending(service: Service, petition_id: str, keys: list[bytes]) -> None:
-    draws = random.Random(len(keys))  # noqa: S311 - test data
-    with service.db.writing() as session:
-        session.execute(
-            insert(PendingSignatureRow.__table__),
-            [{"petition_id": petition_id, "id": draws.randbytes(16), "dedup_key": k} for k in keys],
-        )
-        contacts = [
-            {"petition_id": petition_id, "id": draws.randbytes(16), "sealed": b"c"}
-            for _ in range(len(keys) // 3)
-        ]
-        if contacts:
-            session.execute(insert(PendingContactRow.__table__), contacts)
+    add_pending(service, petition_id, keys, contacts=len(keys) // 3)
 
 
 def _published(service: Service, slug: str) -> list[bytes]:

@@ -34,6 +34,7 @@ ALLOWED_COLUMNS = {
     "log_leaves": {"petition_id", "idx", "entry"},
     "log_nodes": {"petition_id", "level", "idx", "hash"},
     "checkpoints": {"petition_id", "size", "note", "published_hour"},
+    "cosignatures": {"petition_id", "size", "key_id", "witness", "line"},
     "sealed_contacts": {"petition_id", "id", "sealed"},
     "used_form_nonces": {"nonce", "expires_hour"},
     "alembic_version": {"version_num"},

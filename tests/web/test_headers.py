@@ -64,6 +64,7 @@ ROUTES = {
     ("/p/<slug>/audit", "public.audit", GET),
     ("/.well-known/anonsign/key", "log.verifier_key", GET),
     ("/p/<slug>/checkpoint", "log.checkpoint", GET),
+    ("/p/<slug>/tile/<path:rest>", "log.tile", GET),
     ("/p/<slug>/log/leaves", "log.leaves", GET),
     ("/p/<slug>/log/inclusion", "log.inclusion", GET),
     ("/p/<slug>/log/consistency", "log.consistency", GET),
@@ -74,10 +75,17 @@ ONION = v3_onion_address(bytes(range(32)))
 SET_COOKIE = re.compile(r"^anonsign=[^;]+; HttpOnly; Path=/; SameSite=Strict$")
 
 
-def assert_headers(answer: TestResponse, *, onion: bool = False, static: bool = False) -> None:
+#: The one answer that may be cached: a log tile (tlog-tiles: immutable), and only a 200.
+TILE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def assert_headers(
+    answer: TestResponse, *, onion: bool = False, static: bool = False, tile: bool = False
+) -> None:
     """The exact header set of web/headers.py, and a cookie only as the session cookie."""
     names = set(answer.headers.keys())
-    for name, value in EXPECTED_HEADERS.items():
+    expected = EXPECTED_HEADERS | ({"Cache-Control": TILE_CACHE_CONTROL} if tile else {})
+    for name, value in expected.items():
         assert answer.headers.getlist(name) == [value], (name, answer.headers.getlist(name))
     allowed = set(EXPECTED_HEADERS) | OTHER_ALLOWED
     if static:
@@ -232,6 +240,18 @@ CASES: list[tuple[str, str, Request, int]] = [
     ("log.checkpoint", "closed", lambda w: w.client.get(f"/p/{w.closed.slug}/checkpoint"), 200),
     ("log.checkpoint", "unknown", lambda w: w.client.get("/p/nope/checkpoint"), 404),
     (
+        "log.tile",
+        "entries",
+        lambda w: w.client.get(f"/p/{w.logged.slug}/tile/entries/000.p/2"),
+        200,
+    ),
+    ("log.tile", "hashes", lambda w: w.client.get(f"/p/{w.logged.slug}/tile/0/000.p/1"), 200),
+    ("log.tile", "beyond", lambda w: w.client.get(f"/p/{w.logged.slug}/tile/0/000.p/3"), 404),
+    ("log.tile", "full", lambda w: w.client.get(f"/p/{w.logged.slug}/tile/0/000"), 404),
+    ("log.tile", "bad-path", lambda w: w.client.get(f"/p/{w.logged.slug}/tile/0/00"), 400),
+    ("log.tile", "bad-width", lambda w: w.client.get(f"/p/{w.logged.slug}/tile/0/000.p/256"), 400),
+    ("log.tile", "unknown", lambda w: w.client.get("/p/nope/tile/0/000.p/1"), 404),
+    (
         "log.leaves",
         "get",
         lambda w: w.client.get(f"/p/{w.logged.slug}/log/leaves?start=0&end=2"),
@@ -334,7 +354,11 @@ def test_every_answer_has_the_security_headers(
 ) -> None:
     with request_(world) as answer:  # closed: the stylesheet is streamed from its file
         assert answer.status_code == status
-        assert_headers(answer, static=answer.mimetype == "text/css")
+        assert_headers(
+            answer,
+            static=answer.mimetype == "text/css",
+            tile=answer.mimetype == "application/octet-stream",
+        )
         assert "Onion-Location" not in answer.headers  # not configured here
 
 

@@ -6,6 +6,7 @@ No page shows a signer their entry: tests/security/test_no_receipt_oracle.py say
 from __future__ import annotations
 
 import base64
+import os
 import re
 import threading
 
@@ -244,3 +245,66 @@ def test_petition_page_shows_the_published_count(
     assert re.search(r">\s*4 signatures\b", audit)
     assert f"/p/{petition.slug}/checkpoint" in audit
     assert "/.well-known/anonsign/key" in audit
+
+
+# --- the log as tlog-tiles (c2sp.org/tlog-tiles) -----------------------------------------
+
+
+def test_tiles_serve_every_checkpointed_size_and_match_the_tree(
+    client: FlaskClient, service: Service, organizer: OrganizerSecretKey
+) -> None:
+    """Two batches (300 then 40 entries): every tile of each checkpoint's tree, partial
+    ones of the first size included, as the spec requires, hashes as RFC 9162 says."""
+    from anonsign.audit.tiles import decode_entry_bundle, tile_path, tile_width
+    from tests.conftest import add_pending
+
+    petition = make_petition(service, organizer, "tiles", IdentifierKind.TEXT)
+    entries: list[bytes] = []
+    sizes = []
+    for batch in (300, 40):
+        new = sorted(os.urandom(32) for _ in range(batch))
+        add_pending(service, petition.id, new)
+        service.publish("tiles")
+        entries += new  # a batch publishes in value order, after the entries before it
+        sizes.append(service.checkpoint("tiles").size)
+    assert sizes == [300, 340]
+    leaf_hashes = [leaf_hash(e) for e in entries]
+    for size in sizes:
+        bundles = []
+        for n in range(-(-size // 256)):
+            width = tile_width(size, 0, n)
+            answer = client.get(f"/p/tiles/{tile_path(None, n, width)}")
+            assert answer.status_code == 200, (size, n)
+            assert answer.mimetype == "application/octet-stream"
+            bundles += decode_entry_bundle(answer.data, width)
+            hashes = client.get(f"/p/tiles/{tile_path(0, n, width)}").data
+            assert hashes == b"".join(leaf_hashes[n * 256 : n * 256 + width])
+        assert bundles == entries[:size]
+        # Level 1: one hash per full level-0 tile, the root of its 256 entries.
+        level1 = client.get(f"/p/tiles/{tile_path(1, 0, 1)}")
+        assert level1.status_code == 200
+        assert level1.data == root(leaf_hashes[:256])
+    # Nothing the published tree does not have: the next bundle, a wider partial tile, a
+    # level above the tree, a full tile still partial.
+    for path in ["tile/entries/002.p/1", "tile/0/001.p/85", "tile/2/000.p/1", "tile/1/000"]:
+        missing = client.get(f"/p/tiles/{path}")
+        assert missing.status_code == 404, path
+        assert missing.mimetype == "text/plain"
+
+
+def test_a_tile_path_out_of_the_spec_says_what_a_path_is(
+    client: FlaskClient, petition: Petition
+) -> None:
+    answer = client.get(f"/p/{petition.slug}/tile/8/0/000")
+    assert answer.status_code == 400
+    assert "A tile path is <level>/<index>[.p/<width>]" in answer.json["error"]  # type: ignore[index]
+
+
+def test_pending_signatures_are_in_no_tile(
+    client: FlaskClient, service: Service, petition: Petition
+) -> None:
+    """Tiles follow the checkpoint: a signature not yet published is in none of them."""
+    assert sign(client, petition.slug, "waiting@example.org").status_code == 200
+    assert client.get(f"/p/{petition.slug}/tile/entries/000.p/1").status_code == 404
+    service.publish(petition.slug)
+    assert client.get(f"/p/{petition.slug}/tile/entries/000.p/1").status_code == 200

@@ -11,9 +11,10 @@ A bundle (format ``anonsign-log-bundle-v1``) is a folder of four files::
                    "source": <petition address it was fetched from, or null>}
 
 :func:`fetch` fills one from a server's public endpoints, over HTTP(S) with urllib only:
-``GET {base}/.well-known/anonsign/key``, ``GET {base}/p/<slug>/checkpoint``, then
-``GET {base}/p/<slug>/log/leaves?start=A&end=B`` until it holds exactly the checkpoint's
-size in entries (a server may answer fewer than asked, never none). It writes into a
+``GET {base}/.well-known/anonsign/key``, ``GET {base}/p/<slug>/checkpoint``, then every
+entry bundle of the checkpoint's tree in the tlog-tiles layout
+(``GET {base}/p/<slug>/tile/entries/<N>[.p/<W>]``, anonsign.audit.tiles), a few at a
+time, each exactly as wide as the size says. It writes into a
 hidden sibling folder and renames it into place at the end, so an interrupted fetch
 leaves no half bundle. :func:`fetch_consistency` and :func:`fetch_inclusion` are the
 small clients of the proof endpoints.
@@ -38,14 +39,24 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import Message
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
 from anonsign.audit.checkpoint import Checkpoint, CheckpointError, decode_base64
 from anonsign.audit.merkle import HASH_SIZE
+from anonsign.audit.tiles import (
+    ENTRY_BUNDLE_MAX,
+    TILE_WIDTH,
+    TileError,
+    TileRef,
+    decode_entry_bundle,
+    entry_bundles,
+)
 from anonsign.crypto.notes import MAX_NOTE_CHARS, NoteError, parse_note
 from anonsign.errors import AnonsignError
 
@@ -83,8 +94,13 @@ MAX_META_BYTES = 64 * 1024
 #: One page of leaves: a server pages far below this (100,000 entries are ~5 MB of JSON).
 MAX_PAGE_BYTES = 64 * 1024 * 1024
 MAX_PROOF_BYTES = 256 * 1024
+#: Entry bundles in flight at once (each answer waits on a Tor round trip), and how many
+#: are fetched before they are written (what a fetch holds: about 8.7 KB a bundle).
+FETCH_PARALLEL = 4
+FETCH_WINDOW = 64
 
-#: ``progress(done, total)``: called after the checkpoint (0, size) and after each page.
+#: ``progress(done, total)``: called after the checkpoint (0, size) and after each
+#: window of entry bundles.
 Progress = Callable[[int, int], None]
 
 _LINE_CHARS = 44  # base64 of 32 bytes: 43 characters and one "="
@@ -330,6 +346,9 @@ class PetitionAddress:
     def checkpoint_url(self) -> str:
         return f"{self.url}/checkpoint"
 
+    def tile_url(self, ref: TileRef) -> str:
+        return f"{self.url}/{ref.path}"
+
     def leaves_url(self, start: int, end: int) -> str:
         return f"{self.url}/log/leaves?start={start}&end={end}"
 
@@ -493,27 +512,36 @@ def fetch(petition_url: str, out_dir: Path, progress: Progress | None = None) ->
         size = checkpoint.size
         if progress is not None:
             progress(0, size)
-        while writer.count < size:
-            start = writer.count
-            url = address.leaves_url(start, size)
-            page = _hashes(url, _get_json(url, MAX_PAGE_BYTES, {"leaves"})["leaves"], "leaves")
-            if not page:
-                raise FetchError(
-                    f"{url} answered no entries, expected {size - start:,} more to reach the "
-                    f"checkpoint's {size:,}."
-                )
-            if len(page) > size - start:
-                raise FetchError(
-                    f"{url} answered {len(page):,} entries, expected at most {size - start:,}."
-                )
-            writer.add(page)
-            if progress is not None:
-                progress(writer.count, size)
+        bundles = entry_bundles(size)
+        with ThreadPoolExecutor(max_workers=FETCH_PARALLEL) as pool:
+            # A window at a time, in order: at most FETCH_WINDOW bundles held at once.
+            while window := list(islice(bundles, FETCH_WINDOW)):
+                for entries in pool.map(partial(_entry_bundle, address), window):
+                    writer.add(entries)
+                if progress is not None:
+                    progress(writer.count, size)
         writer.commit(checkpoint.origin, address.url)
     except BaseException:
         writer.abort()
         raise
     return read_bundle(out_dir)
+
+
+def _entry_bundle(address: PetitionAddress, ref: TileRef) -> list[bytes]:
+    """The entries of one entry bundle; each must be an anonsign entry (32 bytes)."""
+    url = address.tile_url(ref)
+    try:
+        entries = decode_entry_bundle(_get(url, ENTRY_BUNDLE_MAX, "application/octet-stream"),
+                                      ref.width)  # fmt: skip
+    except TileError as exc:
+        raise FetchError(f"{url} did not answer an entry bundle: {exc.message}") from None
+    for offset, entry in enumerate(entries):
+        if len(entry) != HASH_SIZE:
+            raise FetchError(
+                f"{url} holds a {len(entry)}-byte entry at index "
+                f"{ref.index * TILE_WIDTH + offset:,}, expected {HASH_SIZE} bytes."
+            )
+    return entries
 
 
 def fetch_consistency(petition_url: str, old_size: int, new_size: int) -> list[bytes]:

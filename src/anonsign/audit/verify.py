@@ -17,7 +17,9 @@
 Each failed check is a :class:`Finding` of one of these kinds: ``wrong-key``,
 ``bad-signature``, ``malformed``, ``origin-mismatch``, ``duplicate-entry``,
 ``missing-entries``, ``extra-entries``, ``root-mismatch``, ``shrink``, ``fork``,
-``not-extension``, ``bad-proof``. The entries stream past once (a set of them for
+``not-extension``, ``bad-proof``, and with witnesses ``bad-cosignature`` (a given
+witness's line does not verify) and ``quorum`` (fewer of the given witnesses cosigned
+than asked). The entries stream past once (a set of them for
 uniqueness found by sorting runs of them, a compact range for the roots), so memory
 stays bounded whatever the log's size (bench/README.md, "audit_verify.py").
 
@@ -38,6 +40,7 @@ from anonsign.audit.bundle import Bundle, BundleError, FetchError, parse_petitio
 from anonsign.audit.checkpoint import Checkpoint, CheckpointError, petition_of
 from anonsign.audit.merkle import CompactRange, empty_root, leaf_hash, verify_consistency
 from anonsign.audit.repeats import RepeatFinder
+from anonsign.crypto.cosign import CosignatureVerifier, NotCosigned
 from anonsign.crypto.notes import MalformedNote, NoteError, NoteVerifier
 from anonsign.errors import MerkleError
 
@@ -66,6 +69,8 @@ FINDING_KINDS = frozenset(
         "fork",
         "not-extension",
         "bad-proof",
+        "bad-cosignature",
+        "quorum",
     }
 )
 
@@ -102,6 +107,9 @@ class Report:
     #: The size of the previous checkpoint compared against, if one was given and verified.
     previous_size: int | None
     findings: tuple[Finding, ...] = field(default=())
+    #: The given witnesses whose cosignature on the checkpoint verified, and the quorum.
+    cosigned_by: tuple[str, ...] = field(default=())
+    quorum: int = 0
 
     @property
     def ok(self) -> bool:
@@ -119,12 +127,45 @@ class Report:
             "entries": self.entries,
             "distinct": self.distinct,
             "previous_size": self.previous_size,
+            "cosigned_by": list(self.cosigned_by),
+            "quorum": self.quorum,
             "findings": [{"kind": f.kind, "message": f.message} for f in self.findings],
         }
 
     def to_json(self) -> str:
         """The report as one JSON object (keys as in :meth:`to_dict`), indented."""
         return json.dumps(self.to_dict(), indent=2)
+
+
+def _check_cosignatures(
+    cosigners: Sequence[CosignatureVerifier],
+    quorum: int,
+    note: str,
+    findings: list[Finding],
+) -> list[str]:
+    """The given witnesses that cosigned ``note`` (already known to verify by the log's
+    key); a line under a given witness's name and key ID that fails is a finding."""
+    cosigned = []
+    for cosigner in cosigners:
+        try:
+            cosigner.timestamp_in(note)
+        except NotCosigned:
+            continue
+        except NoteError as exc:
+            findings.append(Finding("bad-cosignature", exc.message))
+            continue
+        cosigned.append(cosigner.name)
+    if len(cosigned) < quorum:
+        missing = [c.name for c in cosigners if c.name not in cosigned]
+        findings.append(
+            Finding(
+                "quorum",
+                f"{len(cosigned)} of the {len(cosigners)} given witnesses cosigned this "
+                f"checkpoint, expected at least {quorum}; not cosigned by "
+                f"{', '.join(missing)}.",
+            )
+        )
+    return cosigned
 
 
 # --- the one pass over the entries --------------------------------------------------------
@@ -224,6 +265,8 @@ def verify_bundle(
     previous_checkpoint_note: str | None = None,
     *,
     consistency: ConsistencySource | None = None,
+    witnesses: Sequence[str] = (),
+    quorum: int = 0,
 ) -> Report:
     """Check a bundle against the auditor's verifier key and, optionally, an older checkpoint.
 
@@ -234,7 +277,11 @@ def verify_bundle(
     :class:`BundleError` from the bundle's entries becomes a ``malformed`` finding.
     """
     verifier = NoteVerifier.from_verifier_key(verifier_key_text)
+    cosigners = [CosignatureVerifier.from_verifier_key(w) for w in witnesses]
+    if not 0 <= quorum <= len(cosigners):
+        raise ValueError(f"a quorum of {quorum} among {len(cosigners)} witnesses")
     findings: list[Finding] = []
+    cosigned: list[str] = []
 
     def report(
         checkpoint: Checkpoint | None = None,
@@ -251,6 +298,8 @@ def verify_bundle(
             distinct=scan.distinct if scan else None,
             previous_size=previous.size if previous else None,
             findings=tuple(findings),
+            cosigned_by=tuple(cosigned),
+            quorum=quorum,
         )
 
     # The key the server handed out with the bundle must be the one the auditor trusts:
@@ -280,6 +329,7 @@ def verify_bundle(
     if checkpoint is None:
         return report()
     _check_origin(checkpoint, bundle, verifier, findings)
+    cosigned += _check_cosignatures(cosigners, quorum, bundle.checkpoint_note, findings)
 
     previous: Checkpoint | None = None
     if previous_checkpoint_note is not None:

@@ -103,14 +103,51 @@ def fetch_command(url: str, out: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A checkpoint you verified before (a bundle's `checkpoint` file): the log must extend it.",
 )
+@click.option(
+    "--witness",
+    "witness_keys",
+    multiple=True,
+    metavar="KEY",
+    help="A witness's verifier key (text, or a file holding it); give it once per witness.",
+)
+@click.option(
+    "--quorum",
+    type=click.IntRange(min=0),
+    help="How many of the --witness keys must have cosigned (default: all of them).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def verify_command(source: str, key_file: Path, previous_file: Path | None, as_json: bool) -> None:
+def verify_command(
+    source: str,
+    key_file: Path,
+    previous_file: Path | None,
+    witness_keys: tuple[str, ...],
+    quorum: int | None,
+    as_json: bool,
+) -> None:
     """Verify a log bundle folder, or a petition's address (fetched to a temporary folder).
 
     Checks the checkpoint's signature with --key, that every entry is distinct, that
-    their number is the signed count and their Merkle root the signed root, and with
-    --previous that the log only grew. Exit status 0 only if every check passes.
+    their number is the signed count and their Merkle root the signed root, with
+    --previous that the log only grew, and with --witness that at least --quorum of
+    those witnesses cosigned the checkpoint (each cosignature says the witness saw no
+    other tree of this log). Exit status 0 only if every check passes.
     """
+    from anonsign.crypto.cosign import CosignatureVerifier
+    from anonsign.errors import AnonsignError
+
+    witnesses = [
+        _read_small_text(Path(k), MAX_KEY_FILE_BYTES, "witness key file").strip()
+        if Path(k).is_file()
+        else k
+        for k in witness_keys
+    ]
+    for witness_key in witnesses:
+        CosignatureVerifier.from_verifier_key(witness_key)  # a bad key is one error line
+    quorum = len(witnesses) if quorum is None else quorum
+    if quorum > len(witnesses):
+        raise AnonsignError(
+            f"--quorum {quorum} is more than the {len(witnesses)} --witness key(s) given."
+        )
     from anonsign.audit.bundle import fetch_consistency, read_bundle
     from anonsign.audit.verify import ConsistencySource, verify_bundle
 
@@ -132,9 +169,18 @@ def verify_command(source: str, key_file: Path, previous_file: Path | None, as_j
         proofs: ConsistencySource = consistency
         with tempfile.TemporaryDirectory(prefix="anonsign-audit-") as tmp:
             bundle = _fetch_with_progress(source, Path(tmp) / "bundle")
-            report = verify_bundle(bundle, key_text, previous, consistency=proofs)
+            report = verify_bundle(
+                bundle,
+                key_text,
+                previous,
+                consistency=proofs,
+                witnesses=witnesses,
+                quorum=quorum,
+            )
     else:
-        report = verify_bundle(read_bundle(Path(source)), key_text, previous)
+        report = verify_bundle(
+            read_bundle(Path(source)), key_text, previous, witnesses=witnesses, quorum=quorum
+        )
 
     if as_json:
         click.echo(report.to_json())
@@ -160,6 +206,8 @@ def _print_report(report: Report) -> None:
     )
     if report.previous_size is not None:
         line += f", consistent with the previous checkpoint of size {report.previous_size:,}"
+    if report.cosigned_by:
+        line += f", cosigned by {', '.join(report.cosigned_by)}"
     click.echo(line + ".")
 
 

@@ -122,7 +122,9 @@ def _register() -> None:
     from anonsign.cli import offline, server
     from anonsign.cli.audit import audit
     from anonsign.cli.calibrate import calibrate
+    from anonsign.cli.certificate import certificate
     from anonsign.cli.stats import stats
+    from anonsign.cli.witness import witness
 
     main.add_command(server.init)
     main.add_command(server.unlock)
@@ -130,6 +132,7 @@ def _register() -> None:
     main.add_command(server.emergency_close)
     main.add_command(server.serve)
     main.add_command(server.demo)
+    server.petition.add_command(certificate)
     main.add_command(server.petition)
     main.add_command(server.log_group)
     main.add_command(offline.keygen)
@@ -142,6 +145,7 @@ def _register() -> None:
     main.add_command(audit)
     main.add_command(calibrate)
     main.add_command(stats)
+    main.add_command(witness)
 
 
 _register()

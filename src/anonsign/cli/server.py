@@ -13,6 +13,7 @@ from anonsign.errors import AnonsignError
 
 if TYPE_CHECKING:
     from anonsign.domain.identifiers import IdentifierKind
+    from anonsign.service import Service
 
 
 def _settings() -> Settings:
@@ -538,10 +539,13 @@ def close_petition(slug: str, yes: bool, passphrase_file: Path | None) -> None:
         passphrase = None
         if not uses_dev_master_key(settings):
             passphrase = read_passphrase(passphrase_file, new=False)
+        service.witnesses  # noqa: B018 - a bad witnesses file is an error before the close
         closed = service.close(slug, passphrase=passphrase)
+        click.echo(f"Closed {closed.slug!r}; its pepper is destroyed and the master key replaced.")
+        # The final count is the one the addressee will be shown: have it witnessed now.
+        _echo_witnessing(service, slug)
     finally:
         service.close_connections()
-    click.echo(f"Closed {closed.slug!r}; its pepper is destroyed and the master key replaced.")
     server = find_server(settings)
     if server is None:
         click.echo("No server is running for this instance; it will start with the new key.")
@@ -623,8 +627,21 @@ def publish_log(slug: str | None, all_open: bool, due: bool) -> None:
                 click.echo(not_published_line(name, status, service.policy))
             else:
                 click.echo(f"{name}: published a checkpoint of size {checkpoint.size}.")
+            _echo_witnessing(service, name)
     finally:
         service.close_connections()
+
+
+def _echo_witnessing(service: Service, slug: str) -> None:
+    """Offer the latest checkpoint to the witnesses, and say what each answered."""
+    outcomes = service.witness(slug)
+    if not outcomes:
+        return
+    cosigned = [o for o in outcomes if o.line is not None]
+    click.echo(f"{slug}: {len(cosigned)} of {len(outcomes)} witnesses cosigned the checkpoint.")
+    for outcome in outcomes:
+        if outcome.problem is not None:
+            click.echo(f"  not cosigned: {outcome.problem}")
 
 
 @log_group.command("key")

@@ -55,8 +55,11 @@ __all__ = [
     "NoteSignature",
     "NoteVerifier",
     "ParsedNote",
+    "b64decode_strict",
+    "check_key_id",
     "key_id",
     "parse_note",
+    "split_verifier_key",
     "validate_key_name",
 ]
 
@@ -144,6 +147,53 @@ def key_id(name: str, public_key: bytes) -> bytes:
     return digest.finalize()[:_KEY_ID_SIZE]
 
 
+def split_verifier_key(text: str, alg: int, alg_name: str) -> tuple[str, str, bytes]:
+    """Split ``<name>+<8 hex key ID>+<base64(alg || 32-byte public key)>`` into its name,
+    key ID (hex, as written) and public key, checking everything but the key ID (which
+    depends on the signature type: :func:`check_key_id`)."""
+    if not isinstance(text, str):
+        raise TypeError("a verifier key is a str")
+    value = text.strip()
+    parts = value.split("+", 2)
+    if len(parts) != 3:
+        raise InvalidVerifierKey(
+            f"The verifier key {value[:80]!r} has {len(parts)} part(s), expected "
+            "<name>+<8 hex digits>+<base64 key>."
+        )
+    name, id_hex, encoded = parts
+    if not _is_valid_name(name) or _CONTROL.search(name):
+        raise InvalidVerifierKey(
+            f"The verifier key's name {name[:80]!r} is not valid: expected a non-empty "
+            "name with no spaces and no '+'."
+        )
+    if not _HEX8.fullmatch(id_hex):
+        raise InvalidVerifierKey(
+            f"The verifier key's ID {id_hex[:20]!r} is not valid: expected 8 hex digits."
+        )
+    raw = _b64decode(encoded)
+    if raw is None:
+        raise InvalidVerifierKey(
+            "The verifier key's last part is not valid base64: expected "
+            f"base64(0x{alg:02x} || 32-byte {alg_name} public key)."
+        )
+    if len(raw) != 1 + _PUBLIC_KEY_SIZE or raw[0] != alg:
+        what = f"type byte 0x{raw[0]:02x}" if raw else "nothing"
+        raise InvalidVerifierKey(
+            f"The verifier key holds {len(raw)} bytes starting with {what}, expected "
+            f"{1 + _PUBLIC_KEY_SIZE} bytes starting with 0x{alg:02x} ({alg_name})."
+        )
+    return name, id_hex, raw[1:]
+
+
+def check_key_id(id_hex: str, expected: bytes) -> None:
+    """Refuse a verifier key whose written key ID is not the one its name and key give."""
+    if expected != bytes.fromhex(id_hex):
+        raise InvalidVerifierKey(
+            f"The verifier key's ID {id_hex.lower()} does not match its name and key, "
+            f"which give {expected.hex()}; the key was altered."
+        )
+
+
 def _b64decode(text: str) -> bytes | None:
     """Strict standard base64 (RFC 4648 §4, padded, canonical), or None if it is not."""
     try:
@@ -156,6 +206,10 @@ def _b64decode(text: str) -> bytes | None:
 
 def _b64encode(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
+
+
+#: For the other note signature types (anonsign.crypto.cosign): the same strict base64.
+b64decode_strict = _b64decode
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -273,43 +327,9 @@ class NoteVerifier:
         Leading and trailing whitespace (a file's final newline) is ignored; a name cannot
         contain any. The key ID must be the one the name and key give.
         """
-        if not isinstance(text, str):
-            raise TypeError("a verifier key is a str")
-        value = text.strip()
-        parts = value.split("+", 2)
-        if len(parts) != 3:
-            raise InvalidVerifierKey(
-                f"The verifier key {value[:80]!r} has {len(parts)} part(s), expected "
-                "<name>+<8 hex digits>+<base64 key>."
-            )
-        name, id_hex, encoded = parts
-        if not _is_valid_name(name) or _CONTROL.search(name):
-            raise InvalidVerifierKey(
-                f"The verifier key's name {name[:80]!r} is not valid: expected a non-empty "
-                "name with no spaces and no '+'."
-            )
-        if not _HEX8.fullmatch(id_hex):
-            raise InvalidVerifierKey(
-                f"The verifier key's ID {id_hex[:20]!r} is not valid: expected 8 hex digits."
-            )
-        raw = _b64decode(encoded)
-        if raw is None:
-            raise InvalidVerifierKey(
-                "The verifier key's last part is not valid base64: expected "
-                "base64(0x01 || 32-byte Ed25519 public key)."
-            )
-        if len(raw) != 1 + _PUBLIC_KEY_SIZE or raw[0] != ALG_ED25519:
-            what = f"type byte 0x{raw[0]:02x}" if raw else "nothing"
-            raise InvalidVerifierKey(
-                f"The verifier key holds {len(raw)} bytes starting with {what}, expected "
-                f"{1 + _PUBLIC_KEY_SIZE} bytes starting with 0x01 (Ed25519)."
-            )
-        verifier = cls(name, raw[1:])
-        if verifier.key_id != bytes.fromhex(id_hex):
-            raise InvalidVerifierKey(
-                f"The verifier key's ID {id_hex.lower()} does not match its name and key, "
-                f"which give {verifier.key_id.hex()}; the key was altered."
-            )
+        name, id_hex, public_key = split_verifier_key(text, ALG_ED25519, "Ed25519")
+        verifier = cls(name, public_key)
+        check_key_id(id_hex, verifier.key_id)
         return verifier
 
     @property

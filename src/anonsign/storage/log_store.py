@@ -24,13 +24,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, func, insert, literal, select, tuple_
+from sqlalchemy import delete, exists, func, insert, literal, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from anonsign.audit.merkle import CompactRange, leaf_hash
+from anonsign.audit.tiles import TILE_HEIGHT, TILE_WIDTH
 from anonsign.errors import AnonsignError
 from anonsign.storage.models import (
     CheckpointRow,
+    CosignatureRow,
     LogLeafRow,
     LogNodeRow,
     PendingContactRow,
@@ -45,6 +47,8 @@ CHUNK = 500
 #: Pending rows read per step of a batch: with ``CHUNK``, what bounds the memory of a
 #: publication, whatever the size of its batch (see the module docstring).
 READ_CHUNK = 50_000
+#: Pending rows from which a PostgreSQL batch first refreshes the table's statistics.
+ANALYZE_ABOVE = 10_000
 #: Dedup keys are read in windows of their first 8 bytes, as an integer below this.
 _KEY_SPACE = 1 << 64
 
@@ -138,6 +142,27 @@ class LogStore:
         )
         return [bytes(r) for r in rows]
 
+    def tile_hashes(self, level: int, index: int, width: int) -> bytes:
+        """The hash tile ``(level, index)`` of ``width`` hashes (anonsign.audit.tiles):
+        the stored subtree hashes at height ``8 * level``, one primary-key range."""
+        first = index * TILE_WIDTH
+        rows = self.session.scalars(
+            select(LogNodeRow.hash)
+            .where(
+                LogNodeRow.petition_id == self.petition_id,
+                LogNodeRow.level == TILE_HEIGHT * level,
+                LogNodeRow.idx >= first,
+                LogNodeRow.idx < first + width,
+            )
+            .order_by(LogNodeRow.idx)
+        ).all()
+        if len(rows) != width:
+            raise LogStoreError(
+                f"The log has {len(rows)} of the {width} hashes of tile {level}/{index}; "
+                "it is damaged."
+            )
+        return b"".join(bytes(row) for row in rows)
+
     def index_of(self, entry: bytes) -> int | None:
         return self.session.scalar(
             select(LogLeafRow.idx).where(
@@ -181,6 +206,7 @@ class LogStore:
         """
         rows_per_chunk = rows_per_chunk or READ_CHUNK
         total = self.pending_rows()
+        self._refresh_statistics(total)
         # Windows of the first 8 bytes, for 9/10 of a chunk each: rarely over the limit,
         # and correct whatever the spread (a full window just takes another step).
         width = max(1, (_KEY_SPACE * rows_per_chunk * 9) // (10 * max(total, 1)))
@@ -224,6 +250,20 @@ class LogStore:
                 # (an 8-byte prefix sorts before every 32-byte key that starts with it).
                 after = (_prefix(ceiling), b"")
                 ceiling = min(ceiling + width, _KEY_SPACE)
+
+    def _refresh_statistics(self, pending: int) -> None:
+        """On PostgreSQL, ANALYZE the pending table before a large batch drains it.
+
+        Rows arrive far faster than autovacuum analyzes them, and without statistics the
+        planner serves ``DELETE ... WHERE petition_id = ? AND id IN (500 ids)`` from the
+        primary key's first column alone, reading every pending row of the petition for
+        each chunk of 500: a batch of a million made two thousand passes over a million
+        rows (bench/vacuum_pause.py). ANALYZE samples a fixed number of rows, takes no
+        lock that a signer's insert waits for, and its statistics hold for this
+        transaction's own plans.
+        """
+        if pending >= ANALYZE_ABOVE and self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text(f"ANALYZE {PendingSignatureRow.__tablename__}"))
 
     def pending_rows(self) -> int:
         """Pending rows of the petition, repeats included."""
@@ -418,6 +458,30 @@ class LogStore:
                 )
             )
             after = ids[-1]
+
+    def cosignatures(self, size: int) -> dict[bytes, str]:
+        """The witnesses' cosignature lines on the checkpoint of ``size``, by key ID."""
+        rows = self.session.execute(
+            select(CosignatureRow.key_id, CosignatureRow.line)
+            .where(CosignatureRow.petition_id == self.petition_id, CosignatureRow.size == size)
+            .order_by(CosignatureRow.witness, CosignatureRow.key_id)
+        ).all()
+        return {bytes(key_id): line for key_id, line in rows}
+
+    def add_cosignature(self, size: int, key_id: bytes, witness: str, line: str) -> None:
+        """Keep a verified cosignature line (the first one per witness and size)."""
+        exists_already = self.session.get(CosignatureRow, (self.petition_id, size, key_id))
+        if exists_already is None:
+            self.session.add(
+                CosignatureRow(
+                    petition_id=self.petition_id,
+                    size=size,
+                    key_id=key_id,
+                    witness=witness,
+                    line=line,
+                )
+            )
+            self.session.flush()
 
     def add_checkpoint(self, size: int, note: str, published_hour: int) -> None:
         self.session.add(

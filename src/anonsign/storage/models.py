@@ -179,6 +179,20 @@ class CheckpointRow(Base):
     published_hour: Mapped[int] = mapped_column(BigInteger)
 
 
+class CosignatureRow(Base):
+    """A witness's cosignature line on the checkpoint of one size (anonsign.witness)."""
+
+    __tablename__ = "cosignatures"
+    __table_args__ = (NO_ROWID,)
+
+    petition_id: Mapped[str] = mapped_column(ForeignKey("petitions.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(4), primary_key=True)
+    witness: Mapped[str] = mapped_column(Text)
+    #: The signed-note line as the witness answered it, with its newline.
+    line: Mapped[str] = mapped_column(Text)
+
+
 class UsedFormNonceRow(Base):
     """The nonce of a sign-form token that was posted, kept until the token expires.
 

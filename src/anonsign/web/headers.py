@@ -36,6 +36,10 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+#: Endpoints whose 200 answers may be cached, and how: the log's tiles (web.log), public
+#: and immutable by the tlog-tiles spec. No page is among them.
+CACHEABLE_ENDPOINTS = {"log.tile": "public, max-age=31536000, immutable"}
+
 #: Validators and range support: an ETag or Last-Modified would let a page or the
 #: stylesheet be told apart across visits (and dates the installation); nothing here is
 #: worth caching, so nothing is revalidated or served in pieces.
@@ -72,6 +76,9 @@ def _onion_location(response: Response) -> None:
 def add_security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers[name] = value
+    if request.endpoint in CACHEABLE_ENDPOINTS and response.status_code == 200:
+        # A log tile: the same bytes for everyone, forever.
+        response.headers["Cache-Control"] = CACHEABLE_ENDPOINTS[request.endpoint]
     for name in REMOVED_HEADERS:
         response.headers.pop(name, None)
     _onion_location(response)

@@ -1,9 +1,16 @@
-"""The public log over HTTP: verifier key, checkpoints, leaves, proofs (read-only).
+"""The public log over HTTP: verifier key, checkpoints, tiles, leaves, proofs (read-only).
 
 Everything here is public by design: entries are dedup keys, meaningless without a
-petition's pepper. Answers are never cached (``no-store`` on every response), so an
-auditor always sees the latest checkpoint. Bad parameters answer 400 with a JSON
-``{"error": ...}`` that says what to fix.
+petition's pepper. The log is served in the C2SP tlog-tiles layout under
+``/p/<slug>/`` (``checkpoint``, ``tile/<L>/<N>[.p/<W>]``, ``tile/entries/<N>[.p/<W>]``),
+so any tlog-tiles client reads it; the JSON endpoints (``log/leaves``, ``log/inclusion``,
+``log/consistency``) stay for the clients written before the tiles (docs/formats.md).
+
+The checkpoint, like every other answer, is ``no-store``: an auditor always sees the
+latest. A tile is the one exception, ``immutable`` for a year: its bytes at one path never
+change, and a tile says nothing about who fetched it. Bad parameters answer 400 with a
+JSON ``{"error": ...}`` that says what to fix; a tile the published tree does not have
+answers 404.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import re
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from anonsign.audit.tiles import TileError, parse_tile_path
 from anonsign.errors import PetitionNotFound
 from anonsign.service import LogQueryError
 from anonsign.web.public import service
@@ -58,7 +66,25 @@ def verifier_key() -> Response:
 
 @bp.get("/p/<slug>/checkpoint")
 def checkpoint(slug: str) -> Response:
-    return _text(service().checkpoint(slug).note)
+    # With the witnesses' cosignatures after the log's signature (anonsign.witness).
+    return _text(service().served_checkpoint(slug).note)
+
+
+@bp.get("/p/<slug>/tile/<path:rest>")
+def tile(slug: str, rest: str) -> Response:
+    """A hash tile or entry bundle, tlog-tiles layout (anonsign.audit.tiles)."""
+    try:
+        ref = parse_tile_path(rest)
+    except TileError as error:
+        raise LogQueryError(error.message) from None
+    data = service().tile(slug, ref)
+    if data is None:
+        return Response(
+            "The published log has no such tile (yet).\n", status=404, mimetype="text/plain"
+        )
+    # web.headers makes it immutable: a tile's bytes at one path never change (a partial
+    # tile of another width is another path).
+    return Response(data, mimetype="application/octet-stream")
 
 
 @bp.get("/p/<slug>/log/leaves")

@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, current_app, g, render_template, request, ur
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFProtect
 
+from anonsign.crypto.notes import NoteVerifier, parse_note
 from anonsign.domain.identifiers import IdentifierKind
 from anonsign.domain.petitions import Petition
 from anonsign.errors import ContactTooLong, InvalidInput
@@ -190,14 +191,23 @@ def audit(slug: str) -> str:
     about it and the form near the top. It shows only what the log endpoints publish.
     """
     petition = petition_for(slug).in_language(select_locale())
-    checkpoint = service().checkpoint_of(petition)
+    # As /p/<slug>/checkpoint serves it: the log's signature, then the cosignatures.
+    checkpoint = service().served_checkpoint(petition.slug)
+    verifier_key = service().verifier_key()
+    log_key = NoteVerifier.from_verifier_key(verifier_key)
+    witnesses = [
+        signature.name
+        for signature in parse_note(checkpoint.note).signatures
+        if (signature.name, signature.key_id) != (log_key.name, log_key.key_id)
+    ]
     return render_template(
         "public/audit.html",
         petition=petition,
         count=checkpoint.size,
         published=_published_day(checkpoint),
         checkpoint_note=checkpoint.note,
-        verifier_key=service().verifier_key(),
+        witnesses=witnesses,
+        verifier_key=verifier_key,
         # The address the reader used (the onion, or a mirror): `verify` fetches from it.
         petition_url=url_for("public.petition", slug=petition.slug, _external=True),
     )

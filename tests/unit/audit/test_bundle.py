@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.logserver import HonestLog, LogServer, write_log_bundle
+from tests.logserver import HonestLog, LogServer, make_log, write_log_bundle
 
 from anonsign.audit import merkle
 from anonsign.audit.bundle import (
@@ -27,7 +27,9 @@ from anonsign.audit.bundle import (
     parse_petition_url,
     read_bundle,
 )
+from anonsign.audit.tiles import encode_entry_bundle
 from anonsign.audit.verify import verify_bundle
+from anonsign.crypto.notes import LogSigner
 
 # --- bundles on disk ----------------------------------------------------------------------
 
@@ -214,24 +216,27 @@ def test_inclusion_queries_use_unpadded_base64url() -> None:
 
 @pytest.fixture
 def server(log: HonestLog) -> Iterator[LogServer]:
-    with LogServer(log, page_size=7).running() as running:
+    with LogServer(log).running() as running:
         yield running
 
 
-def test_fetch_pages_through_the_whole_log(
-    server: LogServer, log: HonestLog, tmp_path: Path
-) -> None:
+def test_fetch_reads_every_entry_bundle_in_order(signer: LogSigner, tmp_path: Path) -> None:
+    log = make_log(600, signer)
     seen: list[tuple[int, int]] = []
-    bundle = fetch(server.url, tmp_path / "b", lambda done, total: seen.append((done, total)))
+    with LogServer(log).running() as server:
+        bundle = fetch(server.url, tmp_path / "b", lambda done, total: seen.append((done, total)))
     assert list(bundle.entries()) == log.entries
     assert bundle.origin == log.origin
     assert bundle.source == server.url
     assert bundle.checkpoint_note == log.note()
-    assert seen == [(0, 50), *[(min(n, 50), 50) for n in range(7, 57, 7)]]
-    leaves_requests = [r for r in server.requests if "/log/leaves" in r]
-    assert leaves_requests[0] == "/p/demo/log/leaves?start=0&end=50"
-    assert leaves_requests[-1] == "/p/demo/log/leaves?start=49&end=50"
+    assert seen == [(0, 600), (600, 600)]
     assert server.requests[:2] == ["/.well-known/anonsign/key", "/p/demo/checkpoint"]
+    # Two full bundles of 256 and the partial one of the 88 after them, nothing else.
+    assert sorted(server.requests[2:]) == [
+        "/p/demo/tile/entries/000",
+        "/p/demo/tile/entries/001",
+        "/p/demo/tile/entries/002.p/88",
+    ]
     assert verify_bundle(bundle, log.signer.verifier_key()).ok
 
 
@@ -242,6 +247,7 @@ def test_fetch_takes_exactly_the_checkpoint_size(
     server.faults["size"] = 30
     bundle = fetch(server.url, tmp_path / "b")
     assert list(bundle.entries()) == log.entries[:30]
+    assert server.requests[2:] == ["/p/demo/tile/entries/000.p/30"]
     assert verify_bundle(bundle, log.signer.verifier_key()).ok
 
 
@@ -249,30 +255,40 @@ def test_fetch_of_an_empty_log(server: LogServer, log: HonestLog, tmp_path: Path
     server.faults["size"] = 0
     bundle = fetch(server.url, tmp_path / "b")
     assert list(bundle.entries()) == []
-    assert not [r for r in server.requests if "/log/leaves" in r]
+    assert not [r for r in server.requests if "/tile/" in r]
 
 
-def test_an_empty_page_before_the_end_is_an_error(server: LogServer, tmp_path: Path) -> None:
-    server.faults["empty_from"] = 21
-    with pytest.raises(FetchError, match="answered no entries, expected 29 more to reach the"):
+def test_a_short_bundle_is_an_error(server: LogServer, log: HonestLog, tmp_path: Path) -> None:
+    server.faults["bundles"] = {"tile/entries/000.p/50": encode_entry_bundle(log.entries[:21])}
+    expected = "did not answer an entry bundle: The entry bundle holds 21 entries, not 50"
+    with pytest.raises(FetchError, match=expected):
         fetch(server.url, tmp_path / "b")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_more_entries_than_asked_is_an_error(
+def test_more_entries_than_the_width_is_an_error(
     server: LogServer, log: HonestLog, tmp_path: Path
 ) -> None:
     server.faults["size"] = 3
-    server.faults["ignore_end"] = True
-    with pytest.raises(FetchError, match="answered 7 entries, expected at most 3"):
+    server.faults["bundles"] = {"tile/entries/000.p/3": encode_entry_bundle(log.entries[:7])}
+    with pytest.raises(FetchError, match="holds 7 entries, not 3"):
         fetch(server.url, tmp_path / "b")
 
 
-def test_a_bad_entry_in_a_page_is_an_error(
+def test_a_bundle_cut_inside_an_entry_is_an_error(
+    server: LogServer, log: HonestLog, tmp_path: Path
+) -> None:
+    cut = encode_entry_bundle(log.entries)[:-5]
+    server.faults["bundles"] = {"tile/entries/000.p/50": cut}
+    with pytest.raises(FetchError, match="The entry bundle ends inside entry 49"):
+        fetch(server.url, tmp_path / "b")
+
+
+def test_a_bad_entry_in_a_bundle_is_an_error(
     server: LogServer, log: HonestLog, tmp_path: Path
 ) -> None:
     server.faults["leaves"] = [*log.entries[:10], b"short", *log.entries[11:]]
-    with pytest.raises(FetchError, match="leaves item 3 that is not the standard base64 of 32"):
+    with pytest.raises(FetchError, match="holds a 5-byte entry at index 10, expected 32 bytes"):
         fetch(server.url, tmp_path / "b")
 
 
@@ -281,7 +297,7 @@ def test_a_bad_entry_in_a_page_is_an_error(
     [
         ("/.well-known/anonsign/key", 404, "answered HTTP 404 Not Found, expected 200: broken"),
         ("/p/demo/checkpoint", 500, "answered HTTP 500 Internal Server Error, expected 200"),
-        ("/p/demo/log/leaves", 503, "answered HTTP 503"),
+        ("/p/demo/tile/entries/000.p/50", 503, "answered HTTP 503"),
     ],
 )
 def test_http_errors_are_one_line(

@@ -171,6 +171,8 @@ def test_the_report_as_json(log: HonestLog, bundle_dir: Path) -> None:
         "entries": 50,
         "distinct": 50,
         "previous_size": 20,
+        "cosigned_by": [],
+        "quorum": 0,
         "findings": [],
     }
 
