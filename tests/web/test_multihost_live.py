@@ -35,7 +35,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,19 +106,42 @@ class Form:
     fields: dict[str, str]
 
 
+def exchange(
+    host: Host,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    timeout: float,
+) -> tuple[int, list[tuple[str, str]], str] | None:
+    """One request to ``host``: its status, headers and text, or None if it did not answer.
+
+    A host killed mid-answer cuts the body short (``IncompleteRead``, an
+    ``HTTPException`` rather than an ``OSError``): that is no answer too. The
+    connection is closed whatever happens, so no socket outlives the test.
+    """
+    conn = http.client.HTTPConnection(host.net.address, PORT, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        answer = conn.getresponse()
+        text = answer.read().decode("utf-8")
+        return answer.status, answer.getheaders(), text
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
 def get_form(host: Host) -> Form | None:
     """Load the petition page from ``host``; None if the host does not answer."""
-    try:
-        conn = http.client.HTTPConnection(host.net.address, PORT, timeout=30)
-        conn.request("GET", f"/p/{SLUG}")
-        answer = conn.getresponse()
-        page = answer.read().decode("utf-8")
-        cookies = [v.split(";", 1)[0] for k, v in answer.getheaders() if k.lower() == "set-cookie"]
-        conn.close()
-    except OSError:
+    answered = exchange(host, "GET", f"/p/{SLUG}", timeout=30)
+    if answered is None:
         return None
+    status, headers, page = answered
+    cookies = [v.split(";", 1)[0] for k, v in headers if k.lower() == "set-cookie"]
     csrf, token = CSRF.search(page), FORM_TOKEN.search(page)
-    assert answer.status == 200, (answer.status, page[:300])
+    assert status == 200, (status, page[:300])
     assert csrf
     assert token
     fields = {"csrf_token": csrf.group(1), "form_token": token.group(1), "website": ""}
@@ -133,17 +155,13 @@ def post_form(host: Host, form: Form, identifier: str) -> int:
         f"{k}={v}" for k, v in {**form.fields, "identifier": identifier, "consent": "y"}.items()
     )
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": form.cookie}
-    try:
-        conn = http.client.HTTPConnection(host.net.address, PORT, timeout=60)
-        conn.request("POST", f"/p/{SLUG}/sign", body=body.encode(), headers=headers)
-        answer = conn.getresponse()
-        page = answer.read().decode("utf-8")
-        conn.close()
-    except OSError:
+    answered = exchange(host, "POST", f"/p/{SLUG}/sign", body.encode(), headers, timeout=60)
+    if answered is None:
         return 0
-    if answer.status == 200:
+    status, _headers, page = answered
+    if status == 200:
         assert "Thank you" in page
-    return answer.status
+    return status
 
 
 def signatures(service: Service) -> int:
@@ -277,14 +295,11 @@ class Signers:
 
 
 def fetch(host: Host, path: str) -> tuple[int, str]:
-    with suppress(OSError):
-        conn = http.client.HTTPConnection(host.net.address, PORT, timeout=30)
-        conn.request("GET", path)
-        answer = conn.getresponse()
-        body = answer.read().decode("utf-8")
-        conn.close()
-        return answer.status, body
-    return 0, ""
+    answered = exchange(host, "GET", path, timeout=30)
+    if answered is None:
+        return 0, ""
+    status, _headers, body = answered
+    return status, body
 
 
 def test_publishers_on_both_hosts_at_once_sign_one_consistent_log(cluster: Cluster) -> None:
