@@ -74,6 +74,25 @@ def pytest_configure(config: pytest.Config) -> None:
     root.setLevel(logging.DEBUG)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run a worker whose xdist groups would not hold.
+
+    ``xdist_group`` keeps the tests that share one Redis database, or need a quiet core,
+    on one worker, one at a time. Under ``--dist loadgroup`` xdist says so by suffixing
+    each grouped item's id with ``@group``; a pytest that ignores the suffix (9.2 with
+    xdist 3.8, pytest-xdist#1386) spreads them over the workers, and they fail at random.
+    """
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    lost = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"xdist_group is not grouping ({lost[0]} has no @group suffix): this pytest and "
+            "pytest-xdist do not work together (pytest-xdist#1386); install pytest<9.2"
+        )
+
+
 # --- the whole-suite log scan ---------------------------------------------------------------
 #
 # Every request made through the `client` fixture carries a spoofed client address and
