@@ -255,3 +255,43 @@ def test_two_threaded_workers_each_holding_a_lock_wait_and_do_not_fail() -> None
     for worker in workers:
         worker.join(30)
     assert [w.exitcode for w in workers] == [0, 0]
+
+
+def _queue_and_say_when(gate: SharedGate, took: Any) -> None:
+    with gate.turn():
+        took.set()
+
+
+def test_a_queued_post_is_woken_by_the_release_not_by_its_own_recheck(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Unrung, a queued post in another process would look again only after a minute; the
+    # slot given back here rings it awake at once.
+    monkeypatch.setattr("anonsign.web.capacity.RECHECK_SECONDS", 60.0)
+    gate = SharedGate(Capacity(slots=1, queue=1))
+    context = multiprocessing.get_context("fork")
+    took = context.Event()
+    with gate.turn():
+        waiter = context.Process(target=_queue_and_say_when, args=(gate, took))
+        waiter.start()
+        for _ in range(500):
+            if gate.in_use == (1, 1):
+                break
+            time.sleep(0.01)
+        assert gate.in_use == (1, 1)
+    try:
+        assert took.wait(20), "the queued post slept through the release"
+    finally:
+        waiter.join(20)
+    assert gate.in_use == (0, 0)
+
+
+def test_a_release_with_nobody_queued_leaves_no_wake_up_behind() -> None:
+    # Only a release with posts queued rings: an idle host's pipe stays empty, so the first
+    # post to queue later sleeps until a real release, not through a backlog of bytes.
+    gate = SharedGate(Capacity(slots=1, queue=1))
+    for _ in range(100):
+        with gate.turn():
+            pass
+    with pytest.raises(BlockingIOError):
+        os.read(gate._wakeup._read, 1)
