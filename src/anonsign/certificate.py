@@ -26,7 +26,7 @@ from babel.support import Translations
 
 from anonsign.audit.checkpoint import Checkpoint
 from anonsign.crypto.cosign import CosignatureVerifier
-from anonsign.crypto.notes import NoteVerifier, parse_note
+from anonsign.crypto.notes import NoteVerifier
 from anonsign.domain.messages import N_
 from anonsign.domain.petitions import LANGUAGES, Petition
 from anonsign.errors import AnonsignError
@@ -103,9 +103,7 @@ def facts_from_note(
     checkpoint = Checkpoint.parse(verifier.open(note))
     keys = witness_keys or {}
     witnesses = []
-    for signature in parse_note(note).signatures:
-        if (signature.name, signature.key_id) == (verifier.name, verifier.key_id):
-            continue
+    for signature in verifier.others_in(note):
         key = keys.get(signature.key_id)
         if key is not None:
             CosignatureVerifier.from_verifier_key(key).timestamp_in(note)

@@ -396,11 +396,19 @@ class Service:
         ``/p/<slug>/checkpoint`` serves (a C2SP signed note with several signatures)."""
         with self.db.reading() as session:
             petition = Repository(session).petition(slug)
-            store = LogStore(session, petition.id)
-            latest = store.latest_checkpoint()
-            if latest is None:  # every petition is created with one
-                raise LogQueryError("This petition has no checkpoint yet.")
-            lines = "".join(store.cosignatures(latest.size).values())
+            return self._served(LogStore(session, petition.id))
+
+    def served_checkpoint_of(self, petition: Petition) -> StoredCheckpoint:
+        """:meth:`served_checkpoint` of a petition already read (the audit page's)."""
+        with self.db.reading() as session:
+            return self._served(LogStore(session, petition.id))
+
+    @staticmethod
+    def _served(store: LogStore) -> StoredCheckpoint:
+        latest = store.latest_checkpoint()
+        if latest is None:  # every petition is created with one
+            raise LogQueryError("This petition has no checkpoint yet.")
+        lines = "".join(store.cosignatures(latest.size).values())
         return replace(latest, note=latest.note + lines)
 
     def publish_status(self, slug: str) -> PublishStatus:

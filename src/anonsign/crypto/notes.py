@@ -368,6 +368,13 @@ class NoteVerifier:
                 ) from None
         return parsed.text
 
+    def others_in(self, note: str) -> list[NoteSignature]:
+        """The signatures of ``note`` by keys other than this one: a log's checkpoint as
+        served, its own signature first, then the witnesses' cosignatures (unverified)."""
+        return [
+            s for s in parse_note(note).signatures if (s.name, s.key_id) != (self.name, self.key_id)
+        ]
+
     def _not_signed(self, parsed: ParsedNote) -> NotSignedByKey:
         same_id = [s.name for s in parsed.signatures if s.key_id == self.key_id]
         if same_id:

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, current_app, g, render_template, request, ur
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFProtect
 
-from anonsign.crypto.notes import NoteVerifier, parse_note
+from anonsign.crypto.notes import NoteVerifier
 from anonsign.domain.identifiers import IdentifierKind
 from anonsign.domain.petitions import Petition
 from anonsign.errors import ContactTooLong, InvalidInput
@@ -192,14 +192,10 @@ def audit(slug: str) -> str:
     """
     petition = petition_for(slug).in_language(select_locale())
     # As /p/<slug>/checkpoint serves it: the log's signature, then the cosignatures.
-    checkpoint = service().served_checkpoint(petition.slug)
+    checkpoint = service().served_checkpoint_of(petition)
     verifier_key = service().verifier_key()
     log_key = NoteVerifier.from_verifier_key(verifier_key)
-    witnesses = [
-        signature.name
-        for signature in parse_note(checkpoint.note).signatures
-        if (signature.name, signature.key_id) != (log_key.name, log_key.key_id)
-    ]
+    witnesses = [signature.name for signature in log_key.others_in(checkpoint.note)]
     return render_template(
         "public/audit.html",
         petition=petition,

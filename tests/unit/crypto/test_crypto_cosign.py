@@ -93,6 +93,15 @@ def test_a_cosigned_checkpoint_is_still_a_note_the_log_key_opens() -> None:
     assert signer.verifier().timestamp_in(note) == TIME
 
 
+def test_the_log_key_names_the_cosigners_and_not_itself() -> None:
+    # What the audit page and the certificate list: every signature but the log's own.
+    log = LogSigner.from_private_bytes("petitions.example.org", SEED)
+    first, second = WitnessSigner.generate(NAME), WitnessSigner.generate("other.example")
+    note = log.sign(TEXT) + first.cosign(TEXT, TIME) + second.cosign(TEXT, TIME)
+    assert [s.name for s in log.verifier().others_in(note)] == [NAME, "other.example"]
+    assert log.verifier().others_in(log.sign(TEXT)) == []
+
+
 def test_lines_by_other_keys_are_ignored_and_none_is_not_cosigned() -> None:
     mine, other = WitnessSigner.generate(NAME), WitnessSigner.generate("other.example")
     note = _note() + other.cosign(TEXT, TIME)
