@@ -98,12 +98,13 @@ def publish(
         return _sign(store, petition, signer, Checkpoint(petition.log_origin, 0, empty_root()), now)
     if policy is not None and not policy.due(store.pending_reaches(policy.batch_size), last, now):
         return None
-    if not store.has_new_pending():
-        if policy is None:
-            # Forced (closing, or by hand): repeats and contacts left since the last
-            # batch are drained too, so nothing pending outlives the petition.
-            store.drain_pending()
+    if policy is not None and not store.has_new_pending():
         return None
+    # Forced (closing, or by hand), the batch runs even when nothing new is pending, so
+    # the repeats and contacts left since the last one are drained too and nothing
+    # pending outlives the petition. It is the same walk as any batch, never a bare
+    # drain: on PostgreSQL a signer may commit a new entry after "nothing new" was seen,
+    # and the walk integrates what it reads before deleting it.
     previous = checkpoint_of(last, signer)
     tree = store.compact_range(last.size)
     if tree.root() != previous.root:
@@ -118,7 +119,7 @@ def publish(
         store.drain_chunk(chunk)
     store.end_drain()
     if tree.size == last.size:
-        return None  # not reached under the lock: has_new_pending saw a new entry
+        return None  # only repeats were pending: nothing new to sign
     return _sign(
         store, petition, signer, Checkpoint(petition.log_origin, tree.size, tree.root()), now
     )

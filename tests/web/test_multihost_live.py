@@ -47,7 +47,11 @@ from anonsign.audit.merkle import verify_consistency
 from anonsign.crypto.notes import NoteVerifier
 from anonsign.domain.identifiers import IdentifierKind
 from anonsign.service import Service
-from anonsign.storage.models import CheckpointRow, LogLeafRow
+from anonsign.storage.models import (
+    CheckpointRow,
+    LogLeafRow,
+    PendingSignatureRow,
+)
 from tests.cluster import PORT, Cluster, Host, NoNamespaces, NoUnixSocket, hosts_on_one_database
 from tests.conftest import CHEAP_ARGON2, SUBMITTED, make_petition
 from tests.live import ANONSIGN, CSRF, FORM_TOKEN
@@ -171,6 +175,28 @@ def signatures(service: Service) -> int:
 def log_entries(service: Service) -> set[bytes]:
     with service.db.reading() as session:
         return {bytes(e) for e in session.scalars(select(LogLeafRow.entry))}
+
+
+def where_they_are(
+    service: Service, thanked: set[bytes], signers: Signers, final: Checkpoint
+) -> str:
+    """For a failure: where each thanked key is (log or pending), and when it was thanked."""
+    with service.db.reading() as session:
+        pending = {bytes(k) for k in session.scalars(select(PendingSignatureRow.dedup_key))}
+        sizes = sorted(session.scalars(select(CheckpointRow.size)))
+    logged = log_entries(service)
+    missing = thanked - logged
+    when = {dedup_key_of(service, SLUG, v): (host, t) for v, host, t in signers.thanked}
+    return (
+        f"final size {final.size}, {len(thanked)} thanked, {len(logged)} in the log, "
+        f"{len(pending)} pending, checkpoint sizes "
+        f"...{sizes[-6:]}; missing from the log: "
+        + "; ".join(
+            f"{k.hex()[:12]} (thanked by {when[k][0]} at {when[k][1]:.2f}, pending: {k in pending})"
+            for k in sorted(missing)
+        )
+        + f"; in the log but not thanked: {len(logged - thanked)}"
+    )
 
 
 def identifier(tag: str) -> str:
@@ -363,7 +389,7 @@ def test_publishers_on_both_hosts_at_once_sign_one_consistent_log(cluster: Clust
         verify_consistency(old.size, new.size, old.root, new.root, proof)
     final = checkpoints[-1]
     thanked = {dedup_key_of(service, SLUG, v) for v, _host, _when in signers.thanked}
-    assert final.size == len(thanked)
+    assert final.size == len(thanked), where_they_are(service, thanked, signers, final)
     assert log_entries(service) == thanked
     print(
         f"publishers: {len(checkpoints)} checkpoints (sizes {sizes[:3]}...{sizes[-1]}), "

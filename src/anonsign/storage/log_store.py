@@ -415,12 +415,6 @@ class LogStore:
                 self.session.execute(query.where(PendingSignatureRow.id <= bound))
         self.drain_contacts()
 
-    def drain_pending(self) -> None:
-        """Drain every pending row and contact (the caller found nothing new in them)."""
-        for chunk in self.pending_chunks():
-            self.drain_chunk(chunk)
-        self.end_drain()
-
     @property
     def _signers_wait(self) -> bool:
         return self.session.get_bind().dialect.name == "sqlite"
