@@ -13,6 +13,7 @@ machine.
     .venv/bin/python bench/sign_throughput.py --postgres postgresql://postgres@127.0.0.1/postgres
     .venv/bin/python bench/sign_throughput.py --latency --rounds 3 --seconds 15
     .venv/bin/python bench/sign_throughput.py --hosts postgresql://postgres@127.0.0.1/postgres
+    .venv/bin/python bench/sign_throughput.py --cpu --rounds 3 --seconds 15
 
 Raw limit: ``--workers`` processes derive keys back to back for ``--seconds``.
 End to end: a real ``anonsign serve`` with ``--workers`` gunicorn workers on a fresh
@@ -36,6 +37,10 @@ With ``--hosts ADMIN_URL``, each round runs raw hashing in one process, one host
 network namespace with one worker and one hashing slot) of an instance on PostgreSQL
 and Redis, raw hashing in two processes, then two such hosts of one instance; the client
 threads split across the hosts. Needs root for the namespaces (tests/cluster.py).
+
+With ``--cpu``, each round measures raw hashing, then the closed loop while counting the
+CPU time of the server's whole process group (workers retired meanwhile included) and of
+the client threads, per signature: where the cores go beside the hash.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -83,7 +89,16 @@ def served(
 ) -> Iterator[str]:
     """A real server run by the ``anonsign`` command given, on a fresh demo instance;
     yields its base URL."""
-    import subprocess
+    with served_process(workers, anonsign, extra_env) as (base, _process):
+        yield base
+
+
+@contextmanager
+def served_process(
+    workers: int, anonsign: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`served`, yielding the server's process too (gunicorn's master, which leads
+    the process group of its workers)."""
 
     from tests.live import ANONSIGN, Browser, free_port, running
 
@@ -121,10 +136,11 @@ def served(
 
         tests.live.ANONSIGN = command  # `running` starts this checkout's or the baseline's
         try:
-            with running(["serve", "--port", str(port)], env, port, Path(tmp) / "server.log"):
+            log = Path(tmp) / "server.log"
+            with running(["serve", "--port", str(port)], env, port, log) as process:
                 base = f"http://127.0.0.1:{port}"
                 Browser(base).sign("demo", "+993 65 999999", "")  # templates compiled
-                yield base
+                yield base, process
         finally:
             tests.live.ANONSIGN = ANONSIGN
 
@@ -424,6 +440,56 @@ def latency(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
                       flush=True)  # fmt: skip
 
 
+def group_cpu_seconds(leader: int) -> float:
+    """CPU seconds (user and system) of every process in ``leader``'s process group,
+    with what the leader's workers that have already exited spent (its children's times,
+    which gunicorn's reaping adds): a worker retired mid-measurement is still counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        # Fields after the command: state, ppid, pgrp, ..., utime (11), stime (12),
+        # cutime (13), cstime (14).
+        if int(fields[2]) != leader:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        if int(entry) == leader:
+            total += int(fields[13]) + int(fields[14])
+    return total / tick
+
+
+def cpu_split(args: argparse.Namespace, params: tuple[int, int, int]) -> None:
+    """Rounds: raw Argon2id, then the closed loop with the CPU of the server's processes
+    and of the client counted per signature; what the server spends beside the hash is
+    the difference between its CPU per signature and a raw hash's."""
+    import resource
+
+    def own_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    for round_number in range(1, args.rounds + 1):
+        raw = raw_argon2(args.seconds, args.workers, params)
+        per_hash = 1000 * args.workers / raw  # the raw slice keeps every core busy
+        with served_process(args.workers) as (base, process):
+            server0, client0 = group_cpu_seconds(process.pid), own_cpu()
+            rate, errors = closed_loop(base, args.seconds, args.clients)
+            server1, client1 = group_cpu_seconds(process.pid), own_cpu()
+        signatures = rate * args.seconds
+        server = 1000 * (server1 - server0) / signatures
+        client = 1000 * (client1 - client0) / signatures
+        print(f"round {round_number}: raw {raw:.2f}/s ({per_hash:.0f} core-ms a hash), "
+              f"over HTTP {rate:.2f}/s ({errors} non-200), ratio {rate / raw:.1%}; per "
+              f"signature: server {server:.1f} core-ms ({server - per_hash:.1f} beside the "
+              f"hash), client {client:.1f}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -456,6 +522,11 @@ def main() -> None:
         help="SQLite against PostgreSQL (a server URL such as "
         "postgresql://postgres@127.0.0.1:5432/postgres), interleaved rounds",
     )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="the server's and the client's CPU per signature, beside the hash, in rounds",
+    )
     args = parser.parse_args()
     from anonsign.config import DEFAULT_ARGON2
 
@@ -474,6 +545,9 @@ def main() -> None:
         return
     if args.hosts:
         hosts(args, params)
+        return
+    if args.cpu:
+        cpu_split(args, params)
         return
     raw = raw_argon2(args.seconds, args.workers, params)
     print(f"raw Argon2id ({DEFAULT_ARGON2.describe()}), {args.workers} processes: {raw:.2f}/s")
