@@ -85,7 +85,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
         return
-    lost = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    # After the parameters' "]", as xdist reads it: an id like [a@b.org] is no suffix.
+    lost = [
+        i.nodeid
+        for i in items
+        if i.get_closest_marker("xdist_group") and "@" not in i.nodeid.rsplit("]", 1)[-1]
+    ]
     if lost:
         raise pytest.UsageError(
             f"xdist_group is not grouping ({lost[0]} has no @group suffix): this pytest and "

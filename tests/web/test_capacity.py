@@ -145,6 +145,15 @@ def test_a_post_waits_in_the_shared_queue_for_another_process_s_slot() -> None:
     assert waited >= 0.2  # it waited for the slot instead of being shed
 
 
+def wait_until_one_is_queued(gate: SharedGate) -> None:
+    """Until the one slot is held and one post waits behind it (another process's)."""
+    for _ in range(500):
+        if gate.in_use == (1, 1):
+            return
+        time.sleep(0.01)
+    assert gate.in_use == (1, 1)
+
+
 def _hold_the_lock(lock: _HostLock, held: Any) -> None:
     with lock.held():
         held.set()
@@ -186,11 +195,7 @@ def test_a_process_killed_while_queued_does_not_stop_the_others() -> None:
     with slot_held_elsewhere(gate) as (holder, release):
         waiter = context.Process(target=_queue_then_report, args=(gate, context.Event()))
         waiter.start()
-        for _ in range(500):
-            if gate.in_use == (1, 1):
-                break
-            time.sleep(0.01)
-        assert gate.in_use == (1, 1)
+        wait_until_one_is_queued(gate)
         os.kill(waiter.pid or 0, signal.SIGKILL)
         waiter.join(20)
         release.set()
@@ -201,11 +206,7 @@ def test_a_process_killed_while_queued_does_not_stop_the_others() -> None:
     with gate.turn():
         queued = context.Process(target=_queue_then_report, args=(gate, done))
         queued.start()
-        for _ in range(500):
-            if gate.in_use == (1, 1):
-                break
-            time.sleep(0.01)
-        assert gate.in_use == (1, 1)
+        wait_until_one_is_queued(gate)
     assert done.wait(20)
     queued.join(20)
     assert gate.in_use == (0, 0)
@@ -274,11 +275,7 @@ def test_a_queued_post_is_woken_by_the_release_not_by_its_own_recheck(
     with gate.turn():
         waiter = context.Process(target=_queue_and_say_when, args=(gate, took))
         waiter.start()
-        for _ in range(500):
-            if gate.in_use == (1, 1):
-                break
-            time.sleep(0.01)
-        assert gate.in_use == (1, 1)
+        wait_until_one_is_queued(gate)
     try:
         assert took.wait(20), "the queued post slept through the release"
     finally:
