@@ -77,6 +77,7 @@ from anonsign.crypto.buckets import BucketKey
 from anonsign.stats import Outcome
 from anonsign.web import public
 from anonsign.web.errors import error_page
+from anonsign.web.memory_limits import served_uri
 from anonsign.web.stats import sign_stats
 
 #: Counters only (see the module docstring); never moving-window.
@@ -175,7 +176,7 @@ class RateLimits:
         return Limiter(
             key_func=self.bucket,
             strategy=STRATEGY,
-            storage_uri=uri,
+            storage_uri=served_uri(uri),
             storage_options=options,
             headers_enabled=False,
             # Sign layers: a storage error is raised, and answered 503 (fail closed).
